@@ -1,0 +1,1 @@
+"""The app-side framework for long-running operations (see docs/operations.md)."""

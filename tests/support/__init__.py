@@ -1,0 +1,1 @@
+"""Helpers that start real processes for tests: Azurite and durablehost."""
