@@ -12,7 +12,9 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
+
+from durablehost.history import HistoryEvent
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -49,8 +51,8 @@ class InstanceStatus:
     """One orchestration instance as the status API reports it.
 
     `input`, `output` and `custom_status` are JSON text (or None). `history` is only
-    filled when asked for: a list of JSON-ready dicts in the extension's showHistory
-    shape (EventType as a name, Timestamp ISO, ...).
+    filled when asked for (showHistory): the typed events, which wire.client formats in
+    the extension's showHistory shape.
     """
 
     instance_id: str
@@ -62,7 +64,7 @@ class InstanceStatus:
     output: str | None = None
     custom_status: str | None = None
     parent_instance_id: str | None = None
-    history: list[dict[str, Any]] | None = None
+    history: Sequence[HistoryEvent] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,81 @@
+"""Typed orchestration history events: what the engine stores and replays.
+
+One flat, slotted record per event (rather than a class per type) keeps the store's
+(de)serialisation a single code path; `wire.orchestration` turns these into the SDK's
+JSON and `wire.client` into the management API's showHistory shape.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+__all__ = ["EventType", "HistoryEvent"]
+
+
+class EventType(enum.IntEnum):
+    """History event types, numbered as DurableTask.Core numbers them."""
+
+    EXECUTION_STARTED = 0
+    EXECUTION_COMPLETED = 1
+    EXECUTION_FAILED = 2
+    EXECUTION_TERMINATED = 3
+    TASK_SCHEDULED = 4
+    TASK_COMPLETED = 5
+    TASK_FAILED = 6
+    SUB_ORCHESTRATION_INSTANCE_CREATED = 7
+    SUB_ORCHESTRATION_INSTANCE_COMPLETED = 8
+    SUB_ORCHESTRATION_INSTANCE_FAILED = 9
+    TIMER_CREATED = 10
+    TIMER_FIRED = 11
+    ORCHESTRATOR_STARTED = 12
+    ORCHESTRATOR_COMPLETED = 13
+    EVENT_SENT = 14
+    EVENT_RAISED = 15
+    CONTINUE_AS_NEW = 16
+    GENERIC_EVENT = 17
+    HISTORY_STATE = 18
+    EXECUTION_SUSPENDED = 19
+    EXECUTION_RESUMED = 20
+
+    @property
+    def title(self) -> str:
+        """The PascalCase name the extension prints (e.g. 'TaskCompleted')."""
+        return "".join(part.capitalize() for part in self.name.split("_"))
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEvent:
+    """One history event. Payload fields (`input`, `result`) are JSON text.
+
+    Which optional fields are set depends on the type, as in DurableTask.Core:
+    ExecutionStarted: name, version, input, parent_instance_id; TaskScheduled: name,
+    input; TaskCompleted/SubOrchestrationInstanceCompleted: task_scheduled_id, result;
+    TaskFailed/...Failed: task_scheduled_id, reason, details; TimerCreated: fire_at;
+    TimerFired: timer_id, fire_at; EventRaised/EventSent: name, input (EventSent also
+    instance_id); SubOrchestrationInstanceCreated: name, instance_id, input;
+    ExecutionCompleted: result (output) and orchestration_status; ExecutionTerminated:
+    input (reason).
+    """
+
+    event_type: EventType
+    timestamp: datetime
+    event_id: int = -1
+    is_played: bool = False
+    name: str | None = None
+    version: str | None = None
+    input: str | None = None
+    result: str | None = None
+    reason: str | None = None
+    details: str | None = None
+    task_scheduled_id: int | None = None
+    timer_id: int | None = None
+    fire_at: datetime | None = None
+    instance_id: str | None = None
+    parent_instance_id: str | None = None
+    orchestration_status: str | None = None
+
+    def played(self) -> HistoryEvent:
+        """The same event marked as already seen by the orchestrator."""
+        return self if self.is_played else replace(self, is_played=True)

@@ -1,0 +1,1 @@
+"""The JSON shapes durablehost speaks: with the SDK (orchestration) and with clients (client)."""
