@@ -41,7 +41,12 @@ class RuntimeStatus(enum.StrEnum):
 
 
 TERMINAL_STATUSES = frozenset(
-    {RuntimeStatus.COMPLETED, RuntimeStatus.FAILED, RuntimeStatus.TERMINATED, RuntimeStatus.CANCELED}
+    {
+        RuntimeStatus.COMPLETED,
+        RuntimeStatus.FAILED,
+        RuntimeStatus.TERMINATED,
+        RuntimeStatus.CANCELED,
+    }
 )
 ACTIVE_STATUSES = frozenset(set(RuntimeStatus) - TERMINAL_STATUSES)
 
@@ -148,7 +153,9 @@ class TaskHubClient(Protocol):
         """Delete every terminal instance matching the query; returns how many."""
         ...
 
-    async def wait_for_completion(self, instance_id: str, timeout: float) -> InstanceStatus | None:
-        """Wait up to `timeout` seconds for the instance to reach a terminal state;
-        returns its status then, or the current status when time runs out."""
+    async def wait_for_completion(
+        self, instance_id: str, wait_seconds: float
+    ) -> InstanceStatus | None:
+        """Wait up to `wait_seconds` for the instance to reach a terminal state; returns
+        its status then, or the current status when time runs out (None: not found)."""
         ...

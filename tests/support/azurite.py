@@ -50,9 +50,12 @@ def run_azurite(data_dir: Path) -> Iterator[Azurite]:
     proc = subprocess.Popen(
         [
             str(AZURITE_BIN),
-            "--blobHost", "127.0.0.1",
-            "--blobPort", str(port),
-            "--location", str(data_dir),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            str(data_dir),
             "--skipApiVersionCheck",
             "--disableTelemetry",
             "--silent",
