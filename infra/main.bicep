@@ -1,0 +1,145 @@
+// durable-ops on Azure: `azd up` provisions this, then deploys the app (see docs/deploy.md).
+// One resource group holding a storage account (task hub, host storage, deployment package,
+// operation results), a Flex Consumption Function App for Python 3.11 running as a
+// user-assigned identity, and Application Insights on Log Analytics. No keys anywhere:
+// storage has shared-key access disabled and every connection uses the identity.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; names the resource group and seeds the resource names.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region of every resource; it must offer the Flex Consumption plan.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Object id of a developer or CI principal to grant the same storage data roles (optional; azd fills in the signed-in user).')
+param principalId string = ''
+
+@description('Kind of principalId.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param principalType string = 'User'
+
+@description('Blob container for operation results; becomes the OPS_RESULTS_CONTAINER app setting.')
+@minLength(3)
+@maxLength(63)
+param resultsContainerName string = 'operation-results'
+
+@description('Most instances the Flex Consumption plan scales out to.')
+param maximumInstanceCount int = 100
+
+var tags = {
+  'azd-env-name': environmentName
+}
+// Deterministic per subscription, environment and region, so re-running `azd up` updates
+// the same resources instead of creating new ones.
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var functionAppName = 'func-ops-${resourceToken}'
+var deploymentContainerName = 'app-package-${resourceToken}'
+
+resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: resourceGroup
+  params: {
+    name: 'id-ops-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: resourceGroup
+  params: {
+    name: 'stops${resourceToken}'
+    location: location
+    tags: tags
+    containerNames: [
+      deploymentContainerName
+      resultsContainerName
+    ]
+  }
+}
+
+// The roles the app's identity needs for AzureWebJobsStorage__* and the results container.
+module appStorageAccess 'modules/storage-access.bicep' = {
+  name: 'app-storage-access'
+  scope: resourceGroup
+  params: {
+    storageAccountName: storage.outputs.name
+    principalId: identity.outputs.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Lets the person who ran `azd up` read results and inspect the task hub.
+module developerStorageAccess 'modules/storage-access.bicep' = if (!empty(principalId)) {
+  name: 'developer-storage-access'
+  scope: resourceGroup
+  params: {
+    storageAccountName: storage.outputs.name
+    principalId: principalId
+    principalType: principalType
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: resourceGroup
+  params: {
+    logAnalyticsName: 'log-ops-${resourceToken}'
+    applicationInsightsName: 'appi-ops-${resourceToken}'
+    location: location
+    tags: tags
+    publisherPrincipalId: identity.outputs.principalId
+  }
+}
+
+module functionApp 'modules/function-app.bicep' = {
+  name: 'function-app'
+  scope: resourceGroup
+  params: {
+    name: functionAppName
+    planName: 'plan-ops-${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: 'api'
+    identityName: identity.outputs.name
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    resultsContainerName: resultsContainerName
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    maximumInstanceCount: maximumInstanceCount
+  }
+  // The host reads its package and task hub as soon as it starts: grant the roles first.
+  dependsOn: [
+    appStorageAccess
+  ]
+}
+
+// azd stores these in the environment (`azd env get-values`); docs/deploy.md uses them.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = resourceGroup.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output OPS_RESULTS_CONTAINER string = resultsContainerName
+output OPS_BASE_URL string = functionApp.outputs.uri

@@ -1,0 +1,135 @@
+// The Function App on the Flex Consumption plan, Python 3.11, running as the user-assigned
+// identity. Every connection is identity-based: no connection string or key is stored.
+// The app settings below are the only place app settings are set; tests/infra checks them
+// against operations/settings.py.
+
+@description('Name of the Function App (also the first part of its default host name).')
+param name string
+
+@description('Name of the Flex Consumption plan.')
+param planName string
+
+@description('Azure region.')
+param location string
+
+@description('Tags for every resource.')
+param tags object = {}
+
+@description('azd service name in azure.yaml that deploys to this app.')
+param serviceName string = 'api'
+
+@description('Name of the user-assigned identity the app runs as.')
+param identityName string
+
+@description('Name of the storage account: task hub, host storage, package and results.')
+param storageAccountName string
+
+@description('Blob container that holds the deployment package.')
+param deploymentContainerName string
+
+@description('Blob container that holds operation results (app setting OPS_RESULTS_CONTAINER).')
+param resultsContainerName string
+
+@description('Application Insights connection string.')
+param applicationInsightsConnectionString string
+
+@description('Most instances the plan scales out to.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Memory of one instance, in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+  name: identityName
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true // Linux
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: union(tags, { 'azd-service-name': serviceName })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identity.id}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    siteConfig: {
+      minTlsVersion: '1.2'
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identity.id
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+
+  // Flex Consumption takes the runtime from functionAppConfig: FUNCTIONS_WORKER_RUNTIME and
+  // FUNCTIONS_EXTENSION_VERSION must not be set here.
+  resource appSettings 'config' = {
+    name: 'appsettings'
+    properties: {
+      // Host storage and the Durable task hub, identity-based: the host reads every
+      // AzureWebJobsStorage__* setting as one connection. Service URIs rather than
+      // __accountName so the template works in every Azure cloud.
+      AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
+      AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
+      AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
+      AzureWebJobsStorage__credential: 'managedidentity'
+      // Durable Functions needs clientId (not a resource id) to pick the user-assigned identity.
+      AzureWebJobsStorage__clientId: identity.properties.clientId
+      // DefaultAzureCredential in the app's own code (results blobs) picks this identity.
+      AZURE_CLIENT_ID: identity.properties.clientId
+      APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
+      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+      OPS_RESULTS_CONTAINER: resultsContainerName
+    }
+  }
+}
+
+output name string = functionApp.name
+output defaultHostName string = functionApp.properties.defaultHostName
+output uri string = 'https://${functionApp.properties.defaultHostName}'
