@@ -1,0 +1,477 @@
+"""The durable orchestration engine: dispatch loops over a TaskHubStore.
+
+One asyncio loop owns all state. Messages for instances live in the store (durable)
+and in a per-instance in-memory queue (the work list); an instance is processed by
+one episode at a time; each episode is one store transaction. Activities run
+concurrently up to the host.json limit, each result committed together with the
+deletion of its work item. After a restart, `start()` reloads every stored message
+and work item and feeds them through the same paths, so nothing runs twice that
+was committed, and nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import json
+import logging
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from durablehost.episodes import execution_started, new_execution_id, plan_episode
+from durablehost.errors import (
+    InstanceFinishedError,
+    InstanceNotFoundError,
+    InvalidInstanceStateError,
+    UnknownFunctionError,
+)
+from durablehost.history import EventType, HistoryEvent
+from durablehost.invoke import ActivityFailure, invoke_activity
+from durablehost.loader import FunctionIndex
+from durablehost.model import (
+    TERMINAL_STATUSES,
+    InstancePage,
+    InstanceQuery,
+    InstanceStatus,
+    RuntimeStatus,
+)
+from durablehost.rewind import plan_rewind
+from durablehost.store.base import ActivityWork, InstanceRecord, Message, TaskHubStore
+
+__all__ = ["Clock", "DurableEngine", "system_clock"]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+# Seconds before an episode that raised inside the host is tried again.
+_RETRY_DELAY = 1.0
+
+
+def system_clock() -> datetime:
+    """Now, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class _CachedInstance:
+    record: InstanceRecord
+    history: list[HistoryEvent]
+
+
+@dataclass(order=True, slots=True)
+class _DueTimer:
+    due: datetime
+    message_id: int
+    message: Message = field(compare=False)
+
+
+class DurableEngine:
+    """Runs orchestrations and activities of one app on one task hub.
+
+    Implements `durablehost.model.TaskHubClient`.
+    """
+
+    def __init__(
+        self,
+        index: FunctionIndex,
+        store: TaskHubStore,
+        *,
+        hub_name: str = "TestHubName",
+        max_concurrent_activities: int = 10,
+        max_concurrent_orchestrations: int = 10,
+        clock: Clock = system_clock,
+        history_cache_size: int = 2048,
+    ) -> None:
+        self.index = index
+        self.store = store
+        self.hub_name = hub_name
+        self.max_concurrent_activities = max(1, max_concurrent_activities)
+        self.max_concurrent_orchestrations = max(1, max_concurrent_orchestrations)
+        self.clock = clock
+        self._cache: OrderedDict[str, _CachedInstance] = OrderedDict()
+        self._cache_size = history_cache_size
+        self._inbox: dict[str, list[Message]] = {}
+        self._ready: deque[str] = deque()
+        self._queued: set[str] = set()
+        self._busy: set[str] = set()
+        self._ready_signal = asyncio.Event()
+        self._timers: list[_DueTimer] = []
+        self._timer_signal = asyncio.Event()
+        self._activities: asyncio.Queue[ActivityWork] = asyncio.Queue()
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.max_concurrent_activities, thread_name_prefix="activity"
+        )
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover stored work and start the dispatch loops."""
+        if self._started:
+            return
+        self._started = True
+        for message in self.store.pending_messages():
+            self._route(message)
+        for work in self.store.pending_activities():
+            self._activities.put_nowait(work)
+        loops = [self._orchestration_loop(), self._timer_loop()]
+        loops += [self._activity_loop() for _ in range(self.max_concurrent_activities)]
+        self._tasks = [asyncio.create_task(coro) for coro in loops]
+
+    async def stop(self) -> None:
+        """Stop the loops; committed state stays in the store for the next start."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._started = False
+
+    # -- routing -------------------------------------------------------------------
+
+    def _route(self, message: Message) -> None:
+        now = self.clock()
+        if message.visible_at is not None and message.visible_at > now:
+            heapq.heappush(self._timers, _DueTimer(message.visible_at, message.message_id, message))
+            self._timer_signal.set()
+            return
+        self._inbox.setdefault(message.instance_id, []).append(message)
+        self._mark_ready(message.instance_id)
+
+    def _mark_ready(self, instance_id: str) -> None:
+        if instance_id in self._queued or instance_id in self._busy:
+            return
+        self._queued.add(instance_id)
+        self._ready.append(instance_id)
+        self._ready_signal.set()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            self._timer_signal.clear()
+            now = self.clock()
+            while self._timers and self._timers[0].due <= now:
+                due = heapq.heappop(self._timers)
+                due.message.visible_at = None
+                self._route(due.message)
+            delay = (self._timers[0].due - now).total_seconds() if self._timers else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timer_signal.wait(), timeout=delay)
+
+    # -- orchestrations ------------------------------------------------------------
+
+    async def _orchestration_loop(self) -> None:
+        while True:
+            if not self._ready:
+                self._ready_signal.clear()
+                await self._ready_signal.wait()
+                continue
+            instance_id = self._ready.popleft()
+            self._queued.discard(instance_id)
+            messages = self._inbox.pop(instance_id, [])
+            if not messages:
+                continue
+            self._busy.add(instance_id)
+            try:
+                self._run_episode(instance_id, messages)
+            except Exception:
+                # A host bug or a store error: keep the messages (they are still in the
+                # store) and try again a little later instead of spinning.
+                log.exception("episode of %s failed; retrying in %.0fs", instance_id, _RETRY_DELAY)
+                self._inbox.setdefault(instance_id, [])[:0] = messages
+                self._cache.pop(instance_id, None)
+                self._busy.discard(instance_id)
+                asyncio.get_running_loop().call_later(_RETRY_DELAY, self._mark_ready, instance_id)
+                continue
+            finally:
+                self._busy.discard(instance_id)
+            if self._inbox.get(instance_id):
+                self._mark_ready(instance_id)
+            # Let HTTP handlers and activity completions in between episodes.
+            await asyncio.sleep(0)
+
+    def _run_episode(self, instance_id: str, messages: list[Message]) -> None:
+        cached = self._load(instance_id)
+        if cached is None:
+            # Purged (or never existed): drop its messages for good.
+            self.store.commit_episodes([])
+            return
+        plan = plan_episode(
+            record=cached.record,
+            history=cached.history,
+            messages=messages,
+            now=self.clock(),
+            orchestrators=self.index.orchestrators,
+            activities=self.index.activities,
+        )
+        new_messages, new_work = self.store.commit_episodes([plan.commit])
+        record = plan.commit.instance
+        if plan.finished:
+            self._cache.pop(instance_id, None)
+        else:
+            self._remember(instance_id, _CachedInstance(record, plan.history))
+        if plan.held:
+            self._inbox.setdefault(instance_id, [])[:0] = plan.held
+        if plan.commit.canceled_timer_ids:
+            self._forget_timers(instance_id, set(plan.commit.canceled_timer_ids))
+        for message in new_messages:
+            self._route(message)
+        for work in new_work:
+            self._activities.put_nowait(work)
+        if record.status in TERMINAL_STATUSES:
+            self._wake_waiters(instance_id)
+
+    def _load(self, instance_id: str) -> _CachedInstance | None:
+        cached = self._cache.get(instance_id)
+        if cached is not None:
+            self._cache.move_to_end(instance_id)
+            return cached
+        record = self.store.get_instance(instance_id)
+        if record is None:
+            return None
+        return _CachedInstance(record, self.store.get_history(instance_id))
+
+    def _remember(self, instance_id: str, cached: _CachedInstance) -> None:
+        self._cache[instance_id] = cached
+        self._cache.move_to_end(instance_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _forget_timers(self, instance_id: str, timer_ids: set[int]) -> None:
+        kept = [
+            timer
+            for timer in self._timers
+            if not (
+                timer.message.instance_id == instance_id
+                and timer.message.event.timer_id in timer_ids
+                and timer.message.event.event_type is EventType.TIMER_FIRED
+            )
+        ]
+        if len(kept) != len(self._timers):
+            heapq.heapify(kept)
+            self._timers = kept
+
+    # -- activities ----------------------------------------------------------------
+
+    async def _activity_loop(self) -> None:
+        while True:
+            work = await self._activities.get()
+            try:
+                await self._run_activity(work)
+            except Exception:
+                log.exception(
+                    "activity %s of %s crashed the dispatcher", work.name, work.instance_id
+                )
+
+    async def _run_activity(self, work: ActivityWork) -> None:
+        info = self.index.activities.get(work.name)
+        if info is None:
+            outcome: str | ActivityFailure = ActivityFailure(
+                f"The activity function '{work.name}' doesn't exist in this app."
+            )
+        else:
+            outcome = await invoke_activity(info, work.input, self._pool)
+        done = self.clock()
+        if isinstance(outcome, ActivityFailure):
+            log.warning("%s (instance %s)", outcome.reason, work.instance_id)
+            event = HistoryEvent(
+                EventType.TASK_FAILED,
+                done,
+                task_scheduled_id=work.task_id,
+                reason=outcome.reason,
+                details=outcome.details,
+            )
+        else:
+            event = HistoryEvent(
+                EventType.TASK_COMPLETED, done, task_scheduled_id=work.task_id, result=outcome
+            )
+        message = self.store.complete_activity(
+            work.work_id, Message(work.instance_id, event, execution_id=work.execution_id)
+        )
+        if message is not None:
+            self._route(message)
+
+    # -- completion waiters --------------------------------------------------------
+
+    def _wake_waiters(self, instance_id: str) -> None:
+        for future in self._waiters.pop(instance_id, []):
+            if not future.done():
+                future.set_result(None)
+
+    # -- TaskHubClient -------------------------------------------------------------
+
+    async def start_orchestration(
+        self, name: str, input_json: str | None, instance_id: str | None = None
+    ) -> str:
+        """Schedule a new instance of orchestrator `name`; returns its id."""
+        if name not in self.index.orchestrators:
+            known = ", ".join(sorted(self.index.orchestrators)) or "none"
+            raise UnknownFunctionError(
+                f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator "
+                f"function. Orchestrators in this app: {known}."
+            )
+        instance_id = instance_id or uuid.uuid4().hex
+        now = self.clock()
+        record = InstanceRecord(
+            instance_id=instance_id,
+            execution_id=new_execution_id(),
+            name=name,
+            status=RuntimeStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            input=input_json,
+        )
+        start = Message(
+            instance_id, execution_started(record, now), execution_id=record.execution_id
+        )
+        message = self.store.create_instance(record, start)
+        self._cache.pop(instance_id, None)
+        self._inbox.pop(instance_id, None)
+        self._route(message)
+        return instance_id
+
+    async def get_status(
+        self,
+        instance_id: str,
+        *,
+        show_input: bool = True,
+        show_history: bool = False,
+        show_history_output: bool = False,
+    ) -> InstanceStatus | None:
+        """The instance's status, or None."""
+        record = self.store.get_instance(instance_id)
+        if record is None:
+            return None
+        history = self.store.get_history(instance_id) if show_history else None
+        return _status(record, show_input=show_input, history=history)
+
+    async def list_instances(self, query: InstanceQuery) -> InstancePage:
+        """One page of instances matching the query."""
+        records, token = self.store.list_instances(query)
+        return InstancePage(
+            instances=[_status(r, show_input=query.show_input) for r in records],
+            continuation_token=token,
+        )
+
+    async def raise_event(self, instance_id: str, event_name: str, data_json: str | None) -> None:
+        """Deliver an external event to a running instance."""
+        self._require_active(instance_id, "raise an event for")
+        event = HistoryEvent(EventType.EVENT_RAISED, self.clock(), name=event_name, input=data_json)
+        self._send(instance_id, event)
+
+    async def terminate(self, instance_id: str, reason: str | None) -> None:
+        """Terminate an active instance."""
+        self._require_active(instance_id, "terminate")
+        event = HistoryEvent(EventType.EXECUTION_TERMINATED, self.clock(), input=json.dumps(reason))
+        self._send(instance_id, event)
+
+    async def suspend(self, instance_id: str, reason: str | None) -> None:
+        """Suspend an active instance."""
+        self._require_active(instance_id, "suspend")
+        self._send(
+            instance_id, HistoryEvent(EventType.EXECUTION_SUSPENDED, self.clock(), input=reason)
+        )
+
+    async def resume(self, instance_id: str, reason: str | None) -> None:
+        """Resume a suspended instance."""
+        self._require_active(instance_id, "resume")
+        self._send(
+            instance_id, HistoryEvent(EventType.EXECUTION_RESUMED, self.clock(), input=reason)
+        )
+
+    async def rewind(self, instance_id: str, reason: str | None) -> None:
+        """Re-run the failed work of a Failed instance (and of its failed sub-orchestrations)."""
+        record = self.store.get_instance(instance_id)
+        if record is None:
+            raise InstanceNotFoundError(instance_id)
+        if record.status is not RuntimeStatus.FAILED:
+            raise InvalidInstanceStateError(
+                instance_id,
+                f"Instance '{instance_id}' is {record.status.value}; only Failed instances "
+                "can be rewound.",
+            )
+        commits = plan_rewind(self.store, record, reason, self.clock())
+        new_messages, new_work = self.store.commit_episodes(commits)
+        for commit in commits:
+            self._cache.pop(commit.instance.instance_id, None)
+        for message in new_messages:
+            self._route(message)
+        for work in new_work:
+            self._activities.put_nowait(work)
+
+    async def restart(self, instance_id: str, *, new_instance_id: bool = True) -> str:
+        """Start the instance again with its original input."""
+        record = self.store.get_instance(instance_id)
+        if record is None:
+            raise InstanceNotFoundError(instance_id)
+        target = None if new_instance_id else instance_id
+        return await self.start_orchestration(record.name, record.input, target)
+
+    async def purge(self, instance_id: str) -> int:
+        """Delete one instance entirely."""
+        self._cache.pop(instance_id, None)
+        return 1 if self.store.delete_instance(instance_id) else 0
+
+    async def purge_many(self, query: InstanceQuery) -> int:
+        """Delete every terminal instance matching the query."""
+        return self.store.delete_instances(query)
+
+    async def wait_for_completion(
+        self, instance_id: str, wait_seconds: float
+    ) -> InstanceStatus | None:
+        """Wait up to `wait_seconds` for a terminal state; returns the status then."""
+        status = await self.get_status(instance_id)
+        if status is None or status.runtime_status in TERMINAL_STATUSES:
+            return status
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(instance_id, []).append(future)
+        try:
+            await asyncio.wait_for(future, timeout=max(wait_seconds, 0))
+        except TimeoutError:
+            pass
+        finally:
+            waiters = self._waiters.get(instance_id)
+            if waiters and future in waiters:
+                waiters.remove(future)
+        return await self.get_status(instance_id)
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _require_active(self, instance_id: str, verb: str) -> InstanceRecord:
+        record = self.store.get_instance(instance_id)
+        if record is None:
+            raise InstanceNotFoundError(instance_id)
+        if record.status in TERMINAL_STATUSES:
+            raise InstanceFinishedError(
+                instance_id,
+                f"Cannot {verb} instance '{instance_id}': it is {record.status.value}.",
+            )
+        return record
+
+    def _send(self, instance_id: str, event: HistoryEvent) -> None:
+        [message] = self.store.enqueue([Message(instance_id, event)])
+        self._route(message)
+
+
+def _status(
+    record: InstanceRecord, *, show_input: bool, history: list[HistoryEvent] | None = None
+) -> InstanceStatus:
+    return InstanceStatus(
+        instance_id=record.instance_id,
+        name=record.name,
+        runtime_status=record.status,
+        created_time=record.created_at,
+        last_updated_time=record.updated_at,
+        input=record.input if show_input else None,
+        output=record.output,
+        custom_status=record.custom_status,
+        parent_instance_id=record.parent_instance_id,
+        history=history,
+    )

@@ -1,0 +1,125 @@
+"""Call user functions the way the Functions Python worker does.
+
+Activities get their input decoded by the SDK's own `activityTrigger` converter and
+their result encoded by it, so custom-object serialisation behaves as on Azure. Sync
+functions run in a thread pool (as the worker runs them), async ones on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import traceback
+import uuid
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+import azure.functions as func
+from azure.functions.meta import Datum
+
+from durablehost.loader import FunctionInfo
+
+__all__ = ["ActivityFailure", "InvocationContext", "invoke_activity", "wants_context"]
+
+
+class InvocationContext(func.Context):
+    """The `context` argument a function may declare (azure.functions.Context)."""
+
+    def __init__(self, function_name: str, function_directory: str = "") -> None:
+        self._invocation_id = str(uuid.uuid4())
+        self._function_name = function_name
+        self._function_directory = function_directory
+        self._thread_local_storage = threading.local()
+
+    @property
+    def invocation_id(self) -> str:
+        return self._invocation_id
+
+    @property
+    def function_name(self) -> str:
+        return self._function_name
+
+    @property
+    def function_directory(self) -> str:
+        return self._function_directory
+
+    @property
+    def trace_context(self) -> Any:
+        return None
+
+    @property
+    def retry_context(self) -> Any:
+        return None
+
+    @property
+    def thread_local_storage(self) -> Any:
+        return self._thread_local_storage
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityFailure:
+    """An activity raised: the TaskFailed reason and details (traceback)."""
+
+    reason: str
+    details: str = field(default="")
+
+
+def wants_context(info: FunctionInfo) -> bool:
+    """True when the user's signature declares a `context` parameter."""
+    try:
+        parameters = inspect.signature(info.user_function).parameters
+    except (TypeError, ValueError):
+        return False
+    return "context" in parameters and info.trigger_param != "context"
+
+
+async def invoke_activity(
+    info: FunctionInfo, input_json: str | None, pool: Executor | None = None
+) -> str | ActivityFailure:
+    """Run an activity; returns its result as JSON text, or the failure."""
+    converter = func.get_binding_registry().get("activityTrigger")
+    try:
+        value = converter.decode(
+            Datum(type="json", value=input_json or "null"), trigger_metadata={}
+        )
+    except Exception as exc:
+        return _failure(info, exc)
+    kwargs: dict[str, Any] = {info.trigger_param: value}
+    if wants_context(info):
+        kwargs["context"] = InvocationContext(info.function_name)
+    if info.is_async:
+        try:
+            result = await info.user_function(**kwargs)
+        except Exception as exc:  # the user's failure becomes TaskFailed, never a host crash
+            return _failure(info, exc)
+    else:
+        loop = asyncio.get_running_loop()
+        outcome = await loop.run_in_executor(pool, _call_sync, info, kwargs)
+        if isinstance(outcome, ActivityFailure):
+            return outcome
+        result = outcome[0]
+    try:
+        return str(converter.encode(result, expected_type=None).value)
+    except Exception as exc:
+        return _failure(info, exc)
+
+
+def _call_sync(info: FunctionInfo, kwargs: dict[str, Any]) -> tuple[Any] | ActivityFailure:
+    # Runs in the pool thread, so the traceback is formatted from the user's frames
+    # rather than from the executor's re-raise.
+    try:
+        return (info.user_function(**kwargs),)
+    except Exception as exc:
+        return _failure(info, exc)
+
+
+def _failure(info: FunctionInfo, exc: BaseException) -> ActivityFailure:
+    tb = exc.__traceback__
+    # Skip this module's frame: the user's code is what the traceback is about.
+    frames = tb.tb_next if tb is not None and tb.tb_next is not None else tb
+    return ActivityFailure(
+        reason=f"Activity function '{info.name}' failed: {type(exc).__name__}: {exc}",
+        details="".join(traceback.format_exception(type(exc), exc, frames)),
+    )

@@ -1,0 +1,35 @@
+"""Task hub storage: the TaskHubStore interface and its implementations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from durablehost.errors import ConfigError
+from durablehost.store.base import (
+    ActivityWork,
+    EpisodeCommit,
+    InstanceRecord,
+    Message,
+    TaskHubStore,
+)
+from durablehost.store.sqlite import SqliteTaskHubStore
+
+__all__ = [
+    "ActivityWork",
+    "EpisodeCommit",
+    "InstanceRecord",
+    "Message",
+    "SqliteTaskHubStore",
+    "TaskHubStore",
+    "open_store",
+]
+
+
+def open_store(location: str | Path) -> TaskHubStore:
+    """Open the task hub at `location`: a file path or a `sqlite:///path` URL."""
+    text = str(location)
+    if text.startswith("sqlite:///"):
+        return SqliteTaskHubStore(text.removeprefix("sqlite:///"))
+    if "://" in text:
+        raise ConfigError(f"unsupported task hub URL {text!r}: use a file path or sqlite:///path")
+    return SqliteTaskHubStore(Path(text))

@@ -1,0 +1,142 @@
+"""The task hub store interface: what the engine needs from durable storage.
+
+Every method that changes state is one transaction: an episode's new history, the work
+it schedules, the messages it sends and the instance's new status commit together or
+not at all. Implementations must pass tests/durablehost/test_store_contract.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from durablehost.history import HistoryEvent
+from durablehost.model import InstanceQuery, RuntimeStatus
+
+__all__ = [
+    "ActivityWork",
+    "EpisodeCommit",
+    "InstanceRecord",
+    "Message",
+    "TaskHubStore",
+]
+
+
+@dataclass(slots=True)
+class InstanceRecord:
+    """The stored state of one instance (its current execution)."""
+
+    instance_id: str
+    execution_id: str
+    name: str
+    status: RuntimeStatus
+    created_at: datetime
+    updated_at: datetime
+    input: str | None = None
+    output: str | None = None
+    custom_status: str | None = None
+    parent_instance_id: str | None = None
+    parent_execution_id: str | None = None
+    parent_task_id: int | None = None
+
+
+@dataclass(slots=True)
+class Message:
+    """An event on its way to an instance. `visible_at` None means at once; timers set
+    it to their due time. `execution_id` None means whichever execution is current."""
+
+    instance_id: str
+    event: HistoryEvent
+    visible_at: datetime | None = None
+    execution_id: str | None = None
+    message_id: int = 0
+
+
+@dataclass(slots=True)
+class ActivityWork:
+    """One activity invocation owed to an orchestration."""
+
+    instance_id: str
+    execution_id: str
+    task_id: int
+    name: str
+    input: str | None
+    work_id: int = 0
+
+
+@dataclass(slots=True)
+class EpisodeCommit:
+    """Everything one orchestration episode changes, committed atomically.
+
+    `history` is appended after the instance's existing history, unless
+    `replace_history` is set (continue-as-new and rewind start the history anew).
+    """
+
+    instance: InstanceRecord
+    history: list[HistoryEvent] = field(default_factory=list)
+    replace_history: bool = False
+    consumed_message_ids: list[int] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    new_instances: list[InstanceRecord] = field(default_factory=list)
+    activities: list[ActivityWork] = field(default_factory=list)
+    canceled_timer_ids: list[int] = field(default_factory=list)
+    drop_pending_work: bool = False
+
+
+class TaskHubStore(Protocol):
+    """Durable storage for one task hub."""
+
+    def close(self) -> None:
+        """Release the store; later calls fail."""
+        ...
+
+    def create_instance(self, instance: InstanceRecord, start: Message) -> Message:
+        """Insert a new instance and its ExecutionStarted message. An existing instance
+        with the same id is replaced if terminal; if active, InstanceAlreadyExistsError."""
+        ...
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        """The instance, or None."""
+        ...
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current execution's history, in order."""
+        ...
+
+    def list_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
+        """One page of matching instances (newest first) and the next page's token."""
+        ...
+
+    def enqueue(self, messages: Sequence[Message]) -> list[Message]:
+        """Store messages; returns them with their ids."""
+        ...
+
+    def pending_messages(self) -> list[Message]:
+        """Every stored message, oldest first (recovery after a restart)."""
+        ...
+
+    def pending_activities(self) -> list[ActivityWork]:
+        """Every activity invocation not yet completed (recovery after a restart)."""
+        ...
+
+    def commit_episodes(
+        self, commits: Sequence[EpisodeCommit]
+    ) -> tuple[list[Message], list[ActivityWork]]:
+        """Apply episodes in one transaction; returns the new messages and activity
+        work with their ids assigned."""
+        ...
+
+    def complete_activity(self, work_id: int, result: Message) -> Message | None:
+        """Delete the work item and store its result message in one transaction.
+        Returns None (and stores nothing) when the work item is gone (purged)."""
+        ...
+
+    def delete_instance(self, instance_id: str) -> bool:
+        """Purge one instance with its history, messages and work; False if unknown."""
+        ...
+
+    def delete_instances(self, query: InstanceQuery) -> int:
+        """Purge every terminal instance matching the query; returns how many."""
+        ...

@@ -1,0 +1,404 @@
+"""The SQLite task hub: one file, WAL, every state change one transaction."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from durablehost.errors import InstanceAlreadyExistsError, InvalidInputError
+from durablehost.history import EventType, HistoryEvent
+from durablehost.model import TERMINAL_STATUSES, InstanceQuery, RuntimeStatus
+from durablehost.store.base import ActivityWork, EpisodeCommit, InstanceRecord, Message
+from durablehost.store.migrations import migrate
+from durablehost.wire.orchestration import format_timestamp, parse_timestamp
+
+__all__ = ["SqliteTaskHubStore"]
+
+_INSTANCE_COLUMNS = (
+    "instance_id, execution_id, name, status, created_at, updated_at, input, output, "
+    "custom_status, parent_instance_id, parent_execution_id, parent_task_id"
+)
+
+
+class SqliteTaskHubStore:
+    """TaskHubStore on one SQLite file. Safe to call from several threads (one
+    connection, serialised by a lock); the engine calls it from its event loop."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN ourselves, so each commit is explicit.
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
+        # WAL: readers never block the writer, and a commit is one sequential append.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL under WAL: a commit survives a process crash (kill -9); only a power
+        # loss may drop the last transactions. FULL would fsync every commit.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        # Another process (a second host by mistake, a CLI) waits instead of failing.
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("PRAGMA foreign_keys=OFF")
+        migrate(self._db)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            # IMMEDIATE takes the write lock up front, so a transaction never fails
+            # half-way on a lock upgrade.
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    # -- instances ---------------------------------------------------------------
+
+    def create_instance(self, instance: InstanceRecord, start: Message) -> Message:
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT status FROM instances WHERE instance_id = ?", (instance.instance_id,)
+            ).fetchone()
+            if row is not None:
+                if RuntimeStatus(row[0]) not in TERMINAL_STATUSES:
+                    raise InstanceAlreadyExistsError(
+                        instance.instance_id,
+                        f"An instance with ID '{instance.instance_id}' already exists "
+                        f"and is {row[0]}.",
+                    )
+                _purge(db, instance.instance_id)
+            _insert_instance(db, instance)
+            return _insert_messages(db, [start])[0]
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?",
+                (instance_id,),
+            ).fetchone()
+        return _instance_from_row(row) if row else None
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT event FROM history WHERE instance_id = ? ORDER BY seq", (instance_id,)
+            ).fetchall()
+        return [event_from_json(row[0]) for row in rows]
+
+    def list_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
+        where, params = _filters(query)
+        if query.continuation_token:
+            created, instance_id = _decode_token(query.continuation_token)
+            where.append("(created_at < ? OR (created_at = ? AND instance_id < ?))")
+            params += [created, created, instance_id]
+        sql = f"SELECT {_INSTANCE_COLUMNS} FROM instances"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, instance_id DESC"
+        limit = query.top if query.top and query.top > 0 else None
+        if limit is not None:
+            sql += f" LIMIT {limit + 1}"
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        records = [_instance_from_row(row) for row in rows]
+        token = None
+        if limit is not None and len(records) > limit:
+            records = records[:limit]
+            last = records[-1]
+            token = _encode_token(format_timestamp(last.created_at), last.instance_id)
+        return records, token
+
+    # -- messages and work ---------------------------------------------------------
+
+    def enqueue(self, messages: Sequence[Message]) -> list[Message]:
+        with self._transaction() as db:
+            return _insert_messages(db, messages)
+
+    def pending_messages(self) -> list[Message]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, instance_id, execution_id, event, visible_at FROM messages ORDER BY id"
+            ).fetchall()
+        return [
+            Message(
+                instance_id=row[1],
+                execution_id=row[2],
+                event=event_from_json(row[3]),
+                visible_at=parse_timestamp(row[4]) if row[4] else None,
+                message_id=row[0],
+            )
+            for row in rows
+        ]
+
+    def pending_activities(self) -> list[ActivityWork]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, instance_id, execution_id, task_id, name, input FROM activities "
+                "ORDER BY id"
+            ).fetchall()
+        return [
+            ActivityWork(row[1], row[2], row[3], row[4], row[5], work_id=row[0]) for row in rows
+        ]
+
+    def commit_episodes(
+        self, commits: Sequence[EpisodeCommit]
+    ) -> tuple[list[Message], list[ActivityWork]]:
+        new_messages: list[Message] = []
+        new_work: list[ActivityWork] = []
+        with self._transaction() as db:
+            for commit in commits:
+                new_messages += self._apply_episode(db, commit)
+                new_work += _insert_activities(db, commit.activities)
+        return new_messages, new_work
+
+    def _apply_episode(self, db: sqlite3.Connection, commit: EpisodeCommit) -> list[Message]:
+        instance = commit.instance
+        instance_id = instance.instance_id
+        if commit.consumed_message_ids:
+            db.executemany(
+                "DELETE FROM messages WHERE id = ?", [(i,) for i in commit.consumed_message_ids]
+            )
+        if commit.drop_pending_work:
+            db.execute("DELETE FROM activities WHERE instance_id = ?", (instance_id,))
+            db.execute("DELETE FROM messages WHERE instance_id = ?", (instance_id,))
+        for timer_id in commit.canceled_timer_ids:
+            db.execute(
+                "DELETE FROM messages WHERE instance_id = ? AND timer_id = ?",
+                (instance_id, timer_id),
+            )
+        if commit.replace_history:
+            db.execute("DELETE FROM history WHERE instance_id = ?", (instance_id,))
+            next_seq = 0
+        else:
+            row = db.execute(
+                "SELECT COALESCE(MAX(seq) + 1, 0) FROM history WHERE instance_id = ?",
+                (instance_id,),
+            ).fetchone()
+            next_seq = row[0]
+        db.executemany(
+            "INSERT INTO history (instance_id, seq, event) VALUES (?, ?, ?)",
+            [
+                (instance_id, next_seq + offset, event_to_json(event))
+                for offset, event in enumerate(commit.history)
+            ],
+        )
+        _upsert_instance(db, instance)
+        for child in commit.new_instances:
+            existing = db.execute(
+                "SELECT status FROM instances WHERE instance_id = ?", (child.instance_id,)
+            ).fetchone()
+            if existing is not None:
+                _purge(db, child.instance_id)
+            _insert_instance(db, child)
+        return _insert_messages(db, commit.messages)
+
+    def complete_activity(self, work_id: int, result: Message) -> Message | None:
+        with self._transaction() as db:
+            deleted = db.execute("DELETE FROM activities WHERE id = ?", (work_id,)).rowcount
+            if not deleted:
+                return None
+            return _insert_messages(db, [result])[0]
+
+    # -- purge ---------------------------------------------------------------------
+
+    def delete_instance(self, instance_id: str) -> bool:
+        with self._transaction() as db:
+            return _purge(db, instance_id)
+
+    def delete_instances(self, query: InstanceQuery) -> int:
+        where, params = _filters(query)
+        terminal = [status.value for status in TERMINAL_STATUSES]
+        where.append(f"status IN ({','.join('?' * len(terminal))})")
+        params += terminal
+        with self._transaction() as db:
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT instance_id FROM instances WHERE " + " AND ".join(where), params
+                ).fetchall()
+            ]
+            for instance_id in ids:
+                _purge(db, instance_id)
+        return len(ids)
+
+
+def _filters(query: InstanceQuery) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if query.created_from is not None:
+        where.append("created_at >= ?")
+        params.append(format_timestamp(query.created_from))
+    if query.created_to is not None:
+        where.append("created_at <= ?")
+        params.append(format_timestamp(query.created_to))
+    if query.statuses:
+        statuses = sorted(status.value for status in query.statuses)
+        where.append(f"status IN ({','.join('?' * len(statuses))})")
+        params += statuses
+    if query.instance_id_prefix:
+        # Range scan instead of LIKE, so '%' and '_' in ids mean themselves.
+        where.append("instance_id >= ? AND instance_id < ?")
+        params += [query.instance_id_prefix, query.instance_id_prefix + "\U0010ffff"]
+    return where, params
+
+
+def _encode_token(created_at: str, instance_id: str) -> str:
+    raw = json.dumps([created_at, instance_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_token(token: str) -> tuple[str, str]:
+    try:
+        created_at, instance_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return str(created_at), str(instance_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(
+            "The continuation token is not one this host issued; start the listing again "
+            "without x-ms-continuation-token."
+        ) from exc
+
+
+def _purge(db: sqlite3.Connection, instance_id: str) -> bool:
+    deleted = db.execute("DELETE FROM instances WHERE instance_id = ?", (instance_id,)).rowcount
+    db.execute("DELETE FROM history WHERE instance_id = ?", (instance_id,))
+    db.execute("DELETE FROM messages WHERE instance_id = ?", (instance_id,))
+    db.execute("DELETE FROM activities WHERE instance_id = ?", (instance_id,))
+    return bool(deleted)
+
+
+def _instance_values(instance: InstanceRecord) -> tuple[Any, ...]:
+    return (
+        instance.instance_id,
+        instance.execution_id,
+        instance.name,
+        instance.status.value,
+        format_timestamp(instance.created_at),
+        format_timestamp(instance.updated_at),
+        instance.input,
+        instance.output,
+        instance.custom_status,
+        instance.parent_instance_id,
+        instance.parent_execution_id,
+        instance.parent_task_id,
+    )
+
+
+def _insert_instance(db: sqlite3.Connection, instance: InstanceRecord) -> None:
+    db.execute(
+        f"INSERT INTO instances ({_INSTANCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        _instance_values(instance),
+    )
+
+
+def _upsert_instance(db: sqlite3.Connection, instance: InstanceRecord) -> None:
+    db.execute(
+        f"INSERT OR REPLACE INTO instances ({_INSTANCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        _instance_values(instance),
+    )
+
+
+def _instance_from_row(row: Sequence[Any]) -> InstanceRecord:
+    return InstanceRecord(
+        instance_id=row[0],
+        execution_id=row[1],
+        name=row[2],
+        status=RuntimeStatus(row[3]),
+        created_at=parse_timestamp(row[4]),
+        updated_at=parse_timestamp(row[5]),
+        input=row[6],
+        output=row[7],
+        custom_status=row[8],
+        parent_instance_id=row[9],
+        parent_execution_id=row[10],
+        parent_task_id=row[11],
+    )
+
+
+def _insert_messages(db: sqlite3.Connection, messages: Sequence[Message]) -> list[Message]:
+    for message in messages:
+        event = message.event
+        timer_id = event.timer_id if event.event_type is EventType.TIMER_FIRED else None
+        cursor = db.execute(
+            "INSERT INTO messages (instance_id, execution_id, event, visible_at, timer_id) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                message.instance_id,
+                message.execution_id,
+                event_to_json(event),
+                format_timestamp(message.visible_at) if message.visible_at else None,
+                timer_id,
+            ),
+        )
+        message.message_id = int(cursor.lastrowid or 0)
+    return list(messages)
+
+
+def _insert_activities(db: sqlite3.Connection, work: Sequence[ActivityWork]) -> list[ActivityWork]:
+    for item in work:
+        cursor = db.execute(
+            "INSERT INTO activities (instance_id, execution_id, task_id, name, input) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (item.instance_id, item.execution_id, item.task_id, item.name, item.input),
+        )
+        item.work_id = int(cursor.lastrowid or 0)
+    return list(work)
+
+
+# -- history event storage format ---------------------------------------------------
+# Short keys keep rows small; only set fields are written.
+_EVENT_FIELDS = (
+    ("n", "name"),
+    ("v", "version"),
+    ("i", "input"),
+    ("r", "result"),
+    ("rs", "reason"),
+    ("d", "details"),
+    ("ts", "task_scheduled_id"),
+    ("ti", "timer_id"),
+    ("ii", "instance_id"),
+    ("pi", "parent_instance_id"),
+    ("os", "orchestration_status"),
+)
+
+
+def event_to_json(event: HistoryEvent) -> str:
+    """A history event as the compact JSON stored in the hub."""
+    data: dict[str, Any] = {"t": int(event.event_type), "at": format_timestamp(event.timestamp)}
+    if event.event_id != -1:
+        data["id"] = event.event_id
+    if event.is_played:
+        data["p"] = 1
+    for key, attribute in _EVENT_FIELDS:
+        value = getattr(event, attribute)
+        if value is not None:
+            data[key] = value
+    if event.fire_at is not None:
+        data["f"] = format_timestamp(event.fire_at)
+    return json.dumps(data, separators=(",", ":"))
+
+
+def event_from_json(text: str) -> HistoryEvent:
+    """Inverse of event_to_json."""
+    data = json.loads(text)
+    kwargs: dict[str, Any] = {attribute: data.get(key) for key, attribute in _EVENT_FIELDS}
+    fire_at = data.get("f")
+    return HistoryEvent(
+        event_type=EventType(data["t"]),
+        timestamp=parse_timestamp(data["at"]),
+        event_id=data.get("id", -1),
+        is_played=bool(data.get("p")),
+        fire_at=parse_timestamp(fire_at) if fire_at else None,
+        **kwargs,
+    )
