@@ -1,0 +1,371 @@
+"""`AsyncOperationsClient`: the asyncio twin of `OperationsClient`, same methods, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import json
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import stamina
+
+from opsclient.clock import Clock, SystemClock
+from opsclient.errors import OperationTimeout, OpsClientError, WaitCanceled
+from opsclient.model import Operation, OperationStatus
+from opsclient.polling import Done, PollingPolicy, StatusPoller, Stop, interpret_status
+from opsclient.protocol import (
+    ClientCore,
+    Inline,
+    OperationRef,
+    RequestSpec,
+    RetryPolicy,
+    TokenSlot,
+    accepting,
+    describe,
+    inline_bytes,
+    retry_decision,
+)
+
+__all__ = ["AsyncOperationsClient", "AsyncProgressCallback", "AsyncTokenProvider"]
+
+log = logging.getLogger("opsclient")
+
+AsyncTokenProvider = Callable[[], str | Awaitable[str]]
+"""Returns (or resolves to) a bearer token; called once up front and again after a 401."""
+
+AsyncProgressCallback = Callable[[OperationStatus], object]
+"""Called (and awaited, if it returns an awaitable) whenever progress changes."""
+
+_CHUNK = 64 * 1024
+_REMOTE_CANCEL_GRACE = 10.0
+
+
+class AsyncOperationsClient:
+    """Start long-running operations and await their results.
+
+    Same arguments and methods as `OperationsClient`. `wait` is cancellable like any
+    coroutine; with `cancel_remote=True` a cancelled wait also cancels the operation on the
+    server before the cancellation propagates.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        function_key: str | None = None,
+        token_provider: AsyncTokenProvider | None = None,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        polling: PollingPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Clock | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._core = ClientCore(base_url, function_key=function_key)
+        self._polling = polling or PollingPolicy()
+        self._retry = retry or RetryPolicy()
+        self._retrying = stamina.AsyncRetryingCaller(**self._retry.stamina_options())
+        self._clock: Clock = clock or SystemClock()
+        self._token_provider = token_provider
+        self._tokens = TokenSlot()
+        self._token_lock = asyncio.Lock()
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,  # 302/303 are answers in these protocols, read them
+            headers={"user-agent": "opsclient", **(headers or {})},
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def start(
+        self,
+        kind: str,
+        input: Any,
+        *,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+    ) -> Operation:
+        """Start an operation of `kind`; returns as soon as the server accepted it (202)."""
+        spec = self._core.start_request(
+            kind, input, idempotency_key=idempotency_key, callback_url=callback_url
+        )
+        async with self._exchange(spec) as response:
+            operation = self._core.read_start(response, spec, self._clock.wall())
+        log.info("started %s operation %s", kind, operation.id or operation.status_url)
+        return operation
+
+    async def get(self, operation: OperationRef) -> OperationStatus:
+        """The operation's status now, without waiting (Failed is returned, not raised)."""
+        url = self._core.as_operation(operation).poll_url
+        async with self._exchange(self._core.status_request(url)) as response:
+            return interpret_status(response, url)
+
+    async def wait(
+        self,
+        operation: OperationRef,
+        *,
+        # Same signature as the sync twin; the budget is measured on the injectable clock
+        # and ends in OperationTimeout (with the last status), which asyncio.timeout cannot.
+        timeout: float | None = None,  # noqa: ASYNC109
+        on_progress: AsyncProgressCallback | None = None,
+        cancel: asyncio.Event | None = None,
+        cancel_remote: bool = False,
+    ) -> OperationStatus:
+        """Poll until the operation finishes; returns the final (succeeded) status.
+
+        Raises OperationFailed, OperationCanceled, or OperationTimeout after `timeout`
+        seconds in total. Cancel the task (or set `cancel`, which raises WaitCanceled) to
+        stop waiting; with `cancel_remote` the operation is canceled on the server too.
+        """
+        handle = self._core.as_operation(operation)
+        clock = self._clock
+        deadline = None if timeout is None else clock.monotonic() + timeout
+        poller = StatusPoller(handle.poll_url, policy=self._polling, deadline=deadline)
+        try:
+            first = poller.first_delay(handle.retry_after, now=clock.monotonic())
+            if first > 0 and await clock.sleep_async(first, cancel):
+                raise WaitCanceled("wait canceled by the caller")
+            while True:
+                async with self._exchange(self._core.status_request(poller.url)) as response:
+                    step = poller.observe(response, now=clock.monotonic(), wall_now=clock.wall())
+                if step.progress_changed and on_progress is not None and step.status is not None:
+                    outcome = on_progress(step.status)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                if isinstance(step, Done):
+                    log.info("operation %s succeeded", step.status.id or poller.url)
+                    return step.status
+                if isinstance(step, Stop):
+                    raise step.error
+                log.debug("%s is %s; next poll in %.2fs", poller.url, step.status.state, step.delay)
+                if await clock.sleep_async(step.delay, cancel):
+                    raise WaitCanceled("wait canceled by the caller", step.status)
+        except (WaitCanceled, OperationTimeout, asyncio.CancelledError):
+            if cancel_remote:
+                await self._cancel_quietly(handle)
+            raise
+
+    async def result(self, operation: OperationRef, *, accept: str | None = None) -> Any:
+        """The finished operation's result: parsed JSON, text or bytes by content type.
+
+        `accept` picks a representation when the server offers several (e.g. `text/csv`).
+        """
+        source = await self._result_source(operation)
+        if isinstance(source, Inline):
+            return source.value
+        async with self._follow(accepting(source, accept)) as (response, final):
+            return self._core.read_result(response, final)
+
+    async def download(self, operation: OperationRef, path: str | os.PathLike[str]) -> Path:
+        """Stream the result to `path` (atomically: a broken download leaves no file)."""
+        target = Path(path)
+        source = await self._result_source(operation)
+        fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            # Plain file writes: chunks are small and local disks fast; not worth a thread.
+            with os.fdopen(fd, "wb") as sink:
+                if isinstance(source, Inline):
+                    sink.write(inline_bytes(source.value))
+                else:
+                    async with self._follow(source, stream=True) as (response, final):
+                        self._core.check_result(response, final)
+                        try:
+                            async for chunk in response.aiter_bytes(_CHUNK):
+                                sink.write(chunk)
+                        except httpx.HTTPError as exc:
+                            raise self._core.translate(exc, final) from exc
+            os.replace(partial, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise
+        return target
+
+    async def run(
+        self,
+        kind: str,
+        input: Any,
+        *,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (see wait)
+        on_progress: AsyncProgressCallback | None = None,
+        cancel: asyncio.Event | None = None,
+        cancel_remote: bool = False,
+        accept: str | None = None,
+    ) -> Any:
+        """Start, wait and fetch the result: the one-liner for scripts."""
+        operation = await self.start(
+            kind, input, idempotency_key=idempotency_key, callback_url=callback_url
+        )
+        final = await self.wait(
+            operation,
+            timeout=timeout,
+            on_progress=on_progress,
+            cancel=cancel,
+            cancel_remote=cancel_remote,
+        )
+        source = self._core.result_plan(operation, final)
+        if isinstance(source, Inline):
+            return source.value
+        async with self._follow(accepting(source, accept)) as (response, spec):
+            return self._core.read_result(response, spec)
+
+    async def cancel(
+        self, operation: OperationRef, *, reason: str = "canceled by opsclient"
+    ) -> None:
+        """Cancel the operation on the server (OperationAlreadyFinished if too late)."""
+        spec = self._core.cancel_request(self._core.as_operation(operation), reason)
+        async with self._exchange(spec) as response:
+            self._core.read_control(response, spec, "cancel")
+
+    async def raise_event(self, operation: OperationRef, name: str, data: Any = None) -> None:
+        """Send the external event `name` with JSON `data` to the orchestration."""
+        spec = self._core.raise_event_request(self._core.as_operation(operation), name, data)
+        async with self._exchange(spec) as response:
+            self._core.read_control(response, spec, f"raise event {name!r}")
+        log.info("raised %s on %s: %s", name, spec.url, describe(data))
+
+    # -- I/O -------------------------------------------------------------------------------
+
+    async def _result_source(self, operation: OperationRef) -> Inline | RequestSpec:
+        handle = self._core.as_operation(operation)
+        status = operation if isinstance(operation, OperationStatus) else None
+        if status is None and handle.result_url is None:
+            status = await self.get(handle)
+        return self._core.result_plan(handle, status)
+
+    @contextlib.asynccontextmanager
+    async def _follow(
+        self, spec: RequestSpec, *, stream: bool = False
+    ) -> AsyncIterator[tuple[httpx.Response, RequestSpec]]:
+        hops = 0
+        while True:
+            async with self._exchange(spec, stream=stream) as response:
+                following = self._core.redirect(response, spec, hops)
+                if following is None:
+                    yield response, spec
+                    return
+            spec, hops = following, hops + 1
+
+    async def _cancel_quietly(self, handle: Operation) -> None:
+        # Shielded and bounded: we may be running inside a task that is being cancelled.
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(self.cancel(handle, reason="wait stopped by the caller")),
+                _REMOTE_CANCEL_GRACE,
+            )
+        except (OpsClientError, TimeoutError) as exc:
+            log.warning("could not cancel %s on the server: %s", handle.poll_url, exc)
+
+    @contextlib.asynccontextmanager
+    async def _exchange(
+        self, spec: RequestSpec, *, stream: bool = False
+    ) -> AsyncIterator[httpx.Response]:
+        """Send with retries; after a 401, refresh the token once and send again."""
+        token, generation = await self._current_token()
+        response = await self._send(spec, token, stream)
+        try:
+            if (
+                response.status_code == 401
+                and self._token_provider is not None
+                and self._core.sends_credentials(spec.url)
+            ):
+                await response.aclose()
+                log.info("401 from %s: refreshing the token once", spec.url)
+                token = await self._refreshed_token(generation)
+                response = await self._send(spec, token, stream)
+            yield response
+        finally:
+            await response.aclose()
+
+    async def _send(self, spec: RequestSpec, token: str | None, stream: bool) -> httpx.Response:
+        decide = functools.partial(
+            retry_decision, retry_safe=self._core.retryable(spec), policy=self._retry
+        )
+        return await self._retrying(decide, self._send_once, spec, token, stream)
+
+    async def _send_once(
+        self, spec: RequestSpec, token: str | None, stream: bool
+    ) -> httpx.Response:
+        headers = {**spec.headers, **self._core.credential_headers(spec.url, token)}
+        content = None
+        if spec.has_body:
+            content = json.dumps(spec.json_body).encode()
+            headers["content-type"] = "application/json"
+        request = self._http.build_request(
+            spec.method, spec.url, params=spec.params, headers=headers, content=content
+        )
+        log.debug("%s %s", spec.method, request.url)
+        try:
+            response = await self._http.send(request, stream=stream)
+            transient = self._core.transient_error(response, spec, self._clock.wall())
+            if transient is not None:
+                await response.aread()
+                await response.aclose()
+                log.info(
+                    "%s %s answered %s; may retry", spec.method, spec.url, response.status_code
+                )
+                raise transient
+        except httpx.HTTPError as exc:
+            raise self._core.translate(exc, spec) from exc
+        return response
+
+    async def _fetch_token(self) -> str:
+        assert self._token_provider is not None
+        token = self._token_provider()
+        if inspect.isawaitable(token):
+            token = await token
+        return token
+
+    async def _current_token(self) -> tuple[str | None, int]:
+        if self._token_provider is None:
+            return None, 0
+        async with self._token_lock:
+            if self._tokens.token is None:
+                self._tokens.store(await self._fetch_token())
+            return self._tokens.token, self._tokens.generation
+
+    async def _refreshed_token(self, seen_generation: int) -> str | None:
+        async with self._token_lock:
+            # Another task may have refreshed while we waited: then reuse its token.
+            if self._tokens.generation == seen_generation:
+                self._tokens.store(await self._fetch_token())
+            return self._tokens.token
+
+    # Defined last: inside the class body the name `list` is this method from here on.
+    async def list(
+        self, *, status: str | None = None, kind: str | None = None, top: int | None = None
+    ) -> AsyncIterator[OperationStatus]:
+        """Every operation matching the filters, following continuation page by page."""
+        spec: RequestSpec | None = self._core.list_request(status=status, kind=kind, top=top)
+        while spec is not None:
+            async with self._exchange(spec) as response:
+                page, spec = self._core.read_list_page(response, spec)
+            for status_ in page:
+                yield status_

@@ -1,0 +1,543 @@
+"""What to send and how to read the answers, without sending anything.
+
+`ClientCore` builds a `RequestSpec` for each call and turns the answers into models or
+typed errors; `retry_decision` tells stamina which failures are worth another attempt. The
+sync and async clients only move bytes between these functions and the network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import quote
+
+import httpx
+
+from opsclient.errors import (
+    ConfigurationError,
+    ConnectionFailed,
+    OperationAlreadyFinished,
+    OperationError,
+    ProtocolError,
+    RequestError,
+    TransientStatusError,
+)
+from opsclient.model import Operation, OperationStatus
+from opsclient.polling import (
+    decode_body,
+    decode_json,
+    error_for_response,
+    outcome_error,
+    parse_retry_after,
+    resolve_url,
+    status_from_body,
+)
+
+__all__ = [
+    "TRANSIENT_STATUSES",
+    "ClientCore",
+    "Inline",
+    "OperationRef",
+    "RequestSpec",
+    "RetryPolicy",
+    "TokenSlot",
+    "accepting",
+    "describe",
+    "idempotency_header",
+    "inline_bytes",
+    "retry_decision",
+]
+
+log = logging.getLogger("opsclient")
+
+OperationRef = Operation | OperationStatus | str
+"""Anything that names an operation: a handle, a status, a status URL, or an operation id."""
+
+TRANSIENT_STATUSES: Final = frozenset({429, 502, 503, 504})
+_RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
+_IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_OPERATIONS_PATH: Final = "api/operations"
+# Durable management URLs: .../instances/{id}, optionally followed by an action.
+_DURABLE_INSTANCE: Final = re.compile(r"^(?P<prefix>.*/instances/(?P<id>[^/?]+))(?:/.*)?$")
+_MAX_REDIRECTS: Final = 5
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How transient failures are retried (by stamina).
+
+    Bounded twice: at most `attempts` tries and at most `timeout` seconds per request.
+    Backoff is exponential from `wait_initial` up to `wait_max` with up to `wait_jitter`
+    seconds of jitter; a `Retry-After` on 429/503 replaces the computed wait, capped at
+    `max_retry_after`.
+    """
+
+    attempts: int = 5
+    timeout: float = 60.0
+    wait_initial: float = 0.5
+    wait_max: float = 10.0
+    wait_jitter: float = 1.0
+    max_retry_after: float = 60.0
+
+    def stamina_options(self) -> dict[str, Any]:
+        """Keyword arguments for `stamina.RetryingCaller`."""
+        return {
+            "attempts": self.attempts,
+            "timeout": self.timeout,
+            "wait_initial": self.wait_initial,
+            "wait_max": self.wait_max,
+            "wait_jitter": self.wait_jitter,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSpec:
+    """One request to send: everything but the credentials, which depend on the moment."""
+
+    method: str
+    url: str
+    params: Mapping[str, str] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json_body: Any = None
+    has_body: bool = False
+    retry_safe: bool = True
+
+    def with_url(self, url: str) -> RequestSpec:
+        """The same GET sent to another URL (after a redirect, or the next page)."""
+        return RequestSpec("GET", url, headers=self.headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Inline:
+    """A result that came inside the status itself (no request needed)."""
+
+    value: Any
+
+
+class TokenSlot:
+    """The current bearer token and how many times it was fetched.
+
+    A request remembers the generation it was sent with; after a 401 the token is refreshed
+    only if nobody refreshed it since, so many concurrent 401s cause one refresh. The
+    clients hold the lock around it (a thread lock or an asyncio lock).
+    """
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self.generation = 0
+
+    def store(self, token: str) -> None:
+        """Keep a freshly fetched token."""
+        if not isinstance(token, str) or not token:
+            raise ConfigurationError("token_provider must return a non-empty string")
+        self.token = token
+        self.generation += 1
+
+
+def idempotency_header(key: str) -> str:
+    """The `Idempotency-Key` value: a structured-field string as the IETF draft spells it."""
+    if len(key) >= 2 and key.startswith('"') and key.endswith('"'):
+        return key
+    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def retry_decision(exc: Exception, *, retry_safe: bool, policy: RetryPolicy) -> bool | float:
+    """stamina's `on=` hook: retry or not, and how long to wait when the server said so."""
+    if not retry_safe:
+        return False
+    if isinstance(exc, TransientStatusError):
+        if exc.status_code in _RETRY_AFTER_STATUSES and exc.retry_after is not None:
+            return min(exc.retry_after, policy.max_retry_after)
+        return True
+    return isinstance(exc, ConnectionFailed)
+
+
+class ClientCore:
+    """Requests and answers of the operations API, for both clients."""
+
+    def __init__(self, base_url: str | None, *, function_key: str | None = None) -> None:
+        if base_url is not None and not base_url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"base_url must be an http(s) URL, got {base_url!r}")
+        self.base_url = base_url.rstrip("/") + "/" if base_url else None
+        self.function_key = function_key
+        self._origin = _origin(self.base_url) if self.base_url else None
+
+    # -- addressing ------------------------------------------------------------------------
+
+    def api_url(self, *segments: str) -> str:
+        """An absolute URL under `{base}/api/operations`."""
+        if self.base_url is None:
+            raise ConfigurationError("this call needs base_url (e.g. http://127.0.0.1:7071)")
+        path = "/".join([_OPERATIONS_PATH, *(quote(s, safe="") for s in segments)])
+        return resolve_url(self.base_url, path)
+
+    def as_operation(self, target: OperationRef) -> Operation:
+        """Any reference to an operation as an `Operation` handle."""
+        if isinstance(target, Operation):
+            return target
+        if isinstance(target, OperationStatus):
+            return Operation(status_url=target.url, id=target.id, result_url=target.result_url)
+        if not isinstance(target, str) or not target.strip():
+            raise ConfigurationError(f"expected an Operation, a status URL or an id: {target!r}")
+        if target.startswith(("http://", "https://")):
+            match = _DURABLE_INSTANCE.match(httpx.URL(target).path)
+            return Operation(status_url=target, id=match["id"] if match else None)
+        monitor = self.api_url(target)
+        return Operation(
+            status_url=monitor, id=target, operation_url=monitor, result_url=monitor + "/result"
+        )
+
+    def sends_credentials(self, url: str) -> bool:
+        """Whether credentials go with a request to `url`: only to the API's own origin.
+
+        Status URLs and result redirects may point elsewhere (a blob SAS URL, another
+        service); a key or token must not leak there.
+        """
+        if self._origin is None:
+            return True
+        return _origin(url) == self._origin
+
+    def credential_headers(self, url: str, token: str | None) -> dict[str, str]:
+        """The key and token headers due to a request to `url`."""
+        if not self.sends_credentials(url):
+            return {}
+        headers: dict[str, str] = {}
+        if self.function_key and "code" not in httpx.URL(url).params:
+            headers["x-functions-key"] = self.function_key
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        return headers
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start_request(
+        self,
+        kind: str,
+        input: Any,
+        *,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+    ) -> RequestSpec:
+        """POST {base}/api/operations/{kind}, always with an Idempotency-Key.
+
+        The key is what makes the POST safe to retry: the server answers a replay with the
+        operation it already started.
+        """
+        if not kind or "/" in kind:
+            raise ConfigurationError(f"kind must be a non-empty name without '/', got {kind!r}")
+        key = idempotency_key or str(uuid.uuid4())
+        return RequestSpec(
+            "POST",
+            self.api_url(kind),
+            params={"callbackUrl": callback_url} if callback_url else None,
+            headers={"idempotency-key": idempotency_header(key)},
+            json_body=input,
+            has_body=True,
+            retry_safe=True,
+        )
+
+    def read_start(self, response: httpx.Response, spec: RequestSpec, now: datetime) -> Operation:
+        """The 202 answer to a start, as an `Operation`."""
+        code = response.status_code
+        if code >= 400:
+            raise error_for_response(response, spec.url, spec.method)
+        if code not in (200, 201, 202):
+            raise ProtocolError(
+                f"POST {spec.url} answered {code}; a start answers 202 Accepted",
+                method=spec.method,
+                url=spec.url,
+            )
+        body = decode_json(response, spec.url)
+        location = response.headers.get("location")
+        payload: Mapping[str, Any] = body if isinstance(body, dict) else {}
+
+        def link(key: str) -> str | None:
+            value = payload.get(key)
+            return resolve_url(spec.url, value) if isinstance(value, str) and value else None
+
+        status_url = link("statusQueryGetUri") or (
+            resolve_url(spec.url, location) if location else None
+        )
+        operation_url = link("operationUri")
+        if status_url is None and operation_url is None:
+            raise ProtocolError(
+                f"POST {spec.url} answered {code} with neither a Location header nor a "
+                "statusQueryGetUri: there is nothing to poll",
+                method=spec.method,
+                url=spec.url,
+            )
+        return Operation(
+            status_url=status_url or str(operation_url),
+            id=payload.get("id") if isinstance(payload.get("id"), str) else None,
+            operation_url=operation_url,
+            result_url=link("resultUri"),
+            send_event_url=link("sendEventPostUri"),
+            terminate_url=link("terminatePostUri"),
+            retry_after=parse_retry_after(
+                response.headers.get("retry-after"),
+                now=now,
+                server_date=response.headers.get("date"),
+            ),
+            payload=payload,
+        )
+
+    # -- status and result -----------------------------------------------------------------
+
+    def status_request(self, url: str) -> RequestSpec:
+        """A GET of a status URL."""
+        return RequestSpec("GET", url)
+
+    def result_plan(
+        self, operation: Operation, status: OperationStatus | None
+    ) -> Inline | RequestSpec:
+        """Where the result is: inline in `status`, or behind a GET."""
+        if status is not None:
+            if not status.finished:
+                name = status.id or status.url
+                raise OperationError(
+                    f"operation {name} has no result yet: it is {status.state.value}", status
+                )
+            if (failure := outcome_error(status)) is not None:
+                raise failure
+            if status.result_url:
+                return RequestSpec("GET", status.result_url)
+            if status.has_output:
+                return Inline(status.output)
+        if operation.result_url:
+            return RequestSpec("GET", operation.result_url)
+        raise ProtocolError(
+            f"operation {operation.id or operation.status_url} finished without a result "
+            "or a result URL",
+            url=operation.status_url,
+        )
+
+    def redirect(
+        self, response: httpx.Response, spec: RequestSpec, hops: int
+    ) -> RequestSpec | None:
+        """The next request when a result answer redirects (to a blob, say), else None."""
+        if response.status_code not in (301, 302, 303, 307, 308):
+            return None
+        location = response.headers.get("location")
+        if not location:
+            raise ProtocolError(
+                f"{spec.url} answered {response.status_code} without a Location header",
+                url=spec.url,
+            )
+        if hops >= _MAX_REDIRECTS:
+            raise ProtocolError(f"{spec.url}: more than {_MAX_REDIRECTS} redirects", url=spec.url)
+        return spec.with_url(resolve_url(spec.url, location))
+
+    def check_result(self, response: httpx.Response, spec: RequestSpec) -> None:
+        """Raise when a result answer is an error (e.g. 404 while not ready, 410 expired)."""
+        if response.status_code >= 400:
+            raise error_for_response(response, spec.url, spec.method)
+        if response.status_code not in (200, 203):
+            raise ProtocolError(
+                f"GET {spec.url} answered {response.status_code} where the result was expected",
+                url=spec.url,
+            )
+
+    def read_result(self, response: httpx.Response, spec: RequestSpec) -> Any:
+        """A result body: parsed JSON, text or bytes by content type."""
+        self.check_result(response, spec)
+        return decode_body(response, spec.url)
+
+    # -- control ---------------------------------------------------------------------------
+
+    def cancel_request(self, operation: Operation, reason: str) -> RequestSpec:
+        """DELETE the operation (our API), else POST the Durable terminate URL."""
+        if operation.operation_url:
+            return RequestSpec("DELETE", operation.operation_url)
+        url = operation.terminate_url or _durable_action_url(operation.status_url, "terminate")
+        if url is None:
+            raise ConfigurationError(
+                f"no way to cancel {operation.status_url}: it is neither our operations API "
+                "nor a Durable Functions status URL"
+            )
+        if "{text}" in url:
+            # Durable hands out terminatePostUri with a `reason={text}` placeholder.
+            return RequestSpec(
+                "POST", url.replace("{text}", quote(reason, safe="")), retry_safe=False
+            )
+        return RequestSpec("POST", url, params={"reason": reason}, retry_safe=False)
+
+    def raise_event_request(self, operation: Operation, name: str, data: Any) -> RequestSpec:
+        """POST an external event to the Durable sendEventPostUri."""
+        if not name or "/" in name:
+            raise ConfigurationError(f"event name must be non-empty without '/', got {name!r}")
+        template = operation.send_event_url
+        if template and "{eventName}" in template:
+            url = template.replace("{eventName}", quote(name, safe=""))
+        elif template:
+            url = template
+        else:
+            derived = _durable_action_url(
+                operation.status_url, f"raiseEvent/{quote(name, safe='')}"
+            )
+            if derived is None and operation.id and self.base_url:
+                derived = resolve_url(
+                    self.base_url,
+                    f"runtime/webhooks/durabletask/instances/{quote(operation.id, safe='')}"
+                    f"/raiseEvent/{quote(name, safe='')}",
+                )
+            if derived is None:
+                raise ConfigurationError(
+                    f"no event URL for {operation.status_url}: start it with this client or "
+                    "pass the Operation holding its sendEventPostUri"
+                )
+            url = derived
+        # Raising an event twice delivers it twice: never retried.
+        return RequestSpec("POST", url, json_body=data, has_body=True, retry_safe=False)
+
+    def read_control(self, response: httpx.Response, spec: RequestSpec, action: str) -> None:
+        """Accept a cancel/raise-event answer, or raise the matching error."""
+        code = response.status_code
+        if code in (409, 410):
+            generic = error_for_response(response, spec.url, spec.method)
+            raise OperationAlreadyFinished(
+                f"cannot {action}: the operation already finished ({generic})",
+                status_code=code,
+                problem=generic.problem,
+                body=generic.body,
+                method=spec.method,
+                url=spec.url,
+            )
+        if code >= 400:
+            raise error_for_response(response, spec.url, spec.method)
+
+    # -- list ------------------------------------------------------------------------------
+
+    def list_request(
+        self, *, status: str | None = None, kind: str | None = None, top: int | None = None
+    ) -> RequestSpec:
+        """GET {base}/api/operations with its filters."""
+        params = {
+            key: str(value)
+            for key, value in (("status", status), ("kind", kind), ("top", top))
+            if value is not None
+        }
+        return RequestSpec("GET", self.api_url(), params=params or None)
+
+    def read_list_page(
+        self, response: httpx.Response, spec: RequestSpec
+    ) -> tuple[list[OperationStatus], RequestSpec | None]:
+        """One page of a list, and the request for the next page (None on the last)."""
+        if response.status_code >= 400:
+            raise error_for_response(response, spec.url, spec.method)
+        body = decode_json(response, spec.url, required=True)
+        items: Any = body
+        if isinstance(body, dict):
+            items = next(
+                (body[k] for k in ("value", "operations", "items", "instances") if k in body), None
+            )
+        if not isinstance(items, list):
+            raise ProtocolError(f"GET {spec.url}: expected a list of operations", url=spec.url)
+        statuses = []
+        for item in items:
+            if not isinstance(item, dict):
+                raise ProtocolError(f"GET {spec.url}: list item is not an object", url=spec.url)
+            item_id = item.get("id") or item.get("instanceId")
+            url = self.api_url(str(item_id)) if item_id and self.base_url else spec.url
+            statuses.append(status_from_body(item, url))
+        return statuses, self._next_page(response, spec, body)
+
+    def _next_page(
+        self, response: httpx.Response, spec: RequestSpec, body: Any
+    ) -> RequestSpec | None:
+        if isinstance(body, dict):
+            if isinstance(link := body.get("nextLink"), str) and link:
+                return RequestSpec("GET", resolve_url(spec.url, link))
+            token = body.get("continuationToken") or body.get("continuation")
+            if isinstance(token, str) and token:
+                params = {**(spec.params or {}), "continuationToken": token}
+                return RequestSpec("GET", spec.url, params=params)
+        if token := response.headers.get("x-ms-continuation-token"):
+            headers = {**spec.headers, "x-ms-continuation-token": token}
+            return RequestSpec("GET", spec.url, params=spec.params, headers=headers)
+        return None
+
+    # -- transient failures ----------------------------------------------------------------
+
+    def transient_error(
+        self, response: httpx.Response, spec: RequestSpec, now: datetime
+    ) -> TransientStatusError | None:
+        """A 429/502/503/504 as the error stamina retries on, else None."""
+        if response.status_code not in TRANSIENT_STATUSES:
+            return None
+        base = error_for_response(response, spec.url, spec.method)
+        error = TransientStatusError(
+            str(base),
+            status_code=base.status_code,
+            problem=base.problem,
+            body=base.body,
+            method=spec.method,
+            url=spec.url,
+        )
+        error.retry_after = parse_retry_after(
+            response.headers.get("retry-after"), now=now, server_date=response.headers.get("date")
+        )
+        return error
+
+    def translate(self, exc: httpx.HTTPError, spec: RequestSpec) -> RequestError:
+        """An httpx error translated at the boundary: httpx exceptions never leave opsclient."""
+        reason = str(exc) or type(exc).__name__
+        where = f"{spec.method} {spec.url}"
+        if isinstance(exc, httpx.DecodingError):
+            return ProtocolError(
+                f"{where}: undecodable body: {reason}", method=spec.method, url=spec.url
+            )
+        return ConnectionFailed(f"{where} failed: {reason}", method=spec.method, url=spec.url)
+
+    def retryable(self, spec: RequestSpec) -> bool:
+        """Safe to send twice: idempotent methods, and POSTs carrying an Idempotency-Key."""
+        if not spec.retry_safe:
+            return False
+        return spec.method in _IDEMPOTENT_METHODS or "idempotency-key" in spec.headers
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parsed = httpx.URL(url)
+    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
+    return parsed.scheme, parsed.host.lower(), port
+
+
+def _durable_action_url(status_url: str, action: str) -> str | None:
+    """`.../instances/{id}/{action}` from a Durable status URL, keeping its query (code=...)."""
+    url = httpx.URL(status_url)
+    match = _DURABLE_INSTANCE.match(url.path)
+    if match is None:
+        return None
+    path = f"{match['prefix']}/{action}"
+    query = {k: v for k, v in url.params.multi_items() if k not in ("showInput", "showHistory")}
+    return str(url.copy_with(path=path, query=None).copy_merge_params(query))
+
+
+def describe(value: Any) -> str:
+    """A short JSON-ish rendering for log lines."""
+    try:
+        text = json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def accepting(spec: RequestSpec, accept: str | None) -> RequestSpec:
+    """`spec` asking for the media type `accept`, when one is given."""
+    if accept is None:
+        return spec
+    return replace(spec, headers={**spec.headers, "accept": accept})
+
+
+def inline_bytes(value: Any) -> bytes:
+    """An inline result as file content: bytes as is, text as UTF-8, anything else as JSON."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    return json.dumps(value, indent=2).encode() + b"\n"
