@@ -1,0 +1,161 @@
+"""`python -m durablehost start`: run a Durable Functions Python app locally.
+
+Exit codes: 0 after a clean stop (SIGINT/SIGTERM), 1 when the app, its settings or the
+address cannot be used (one line saying what to fix, no traceback), 130 when a second
+signal forces an immediate exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import click
+
+from durablehost.errors import DurableHostError
+from durablehost.host import DurableHost, HostOptions
+
+__all__ = ["main"]
+
+log = logging.getLogger("durablehost")
+
+# How long a stop may take before the process exits anyway (user code stuck in a thread).
+_STOP_TIMEOUT_SECONDS = 30.0
+_THREAD_JOIN_SECONDS = 2.0
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not verbose:
+        # aiohttp logs every client disconnect at INFO/DEBUG; keep the log about the app.
+        logging.getLogger("aiohttp").setLevel(logging.WARNING)
+
+
+def _describe_failure(error: DurableHostError) -> str:
+    """The error message, plus where in the user's code an import failed."""
+    message = str(error)
+    cause = error.__cause__
+    if cause is not None and cause.__traceback__ is not None:
+        frames = traceback.extract_tb(cause.__traceback__)
+        user_frames = [frame for frame in frames if "importlib" not in frame.filename]
+        if user_frames:
+            frame = user_frames[-1]
+            message += f"\n  at {frame.filename}:{frame.lineno}"
+            if frame.line:
+                message += f"\n    {frame.line}"
+    return message
+
+
+async def _run(options: HostOptions) -> int:
+    host = DurableHost(options)
+    try:
+        await host.start()
+    except DurableHostError as error:
+        click.echo(f"durablehost: {_describe_failure(error)}", err=True)
+        return 1
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        if stopping.is_set():
+            # A second Ctrl+C: the user does not want to wait for a clean stop.
+            click.echo("durablehost: forced exit", err=True)
+            os._exit(130)
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stopping.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    click.echo(host.banner())
+    click.echo(f"\nHost started: {host.url} (Ctrl+C to stop)", nl=True)
+    sys.stdout.flush()
+    await stopping.wait()
+    try:
+        await asyncio.wait_for(host.stop(), _STOP_TIMEOUT_SECONDS)
+    except TimeoutError:
+        log.error("stopping took longer than %.0fs; exiting anyway", _STOP_TIMEOUT_SECONDS)
+    log.info("stopped")
+    return 0
+
+
+def _exit(code: int) -> None:
+    """Exit without hanging on threads still running user code."""
+    deadline = time.monotonic() + _THREAD_JOIN_SECONDS
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if any(
+        t.is_alive() and not t.daemon
+        for t in threading.enumerate()
+        if t is not threading.main_thread()
+    ):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
+
+
+@click.group()
+def main() -> None:
+    """durablehost: run Durable Functions Python apps without the Functions host."""
+
+
+@main.command()
+@click.option(
+    "--app",
+    "app_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder holding function_app.py, host.json and local.settings.json.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port to listen on [default: Host.LocalHttpPort of local.settings.json, else 7071].",
+)
+@click.option(
+    "--hub",
+    default=None,
+    help="Task hub file [default: APP/.durablehost/<hubName>.sqlite3].",
+)
+@click.option(
+    "--enforce-keys",
+    is_flag=True,
+    help="Require keys for function/admin-level HTTP functions (APP/.durablehost/keys.json).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging and an access log.")
+def start(
+    app_dir: Path,
+    host: str,
+    port: int | None,
+    hub: str | None,
+    enforce_keys: bool,
+    verbose: bool,
+) -> None:
+    """Start the app in APP and serve it until SIGINT/SIGTERM."""
+    _configure_logging(verbose)
+    options = HostOptions(
+        app_dir=app_dir,
+        host=host,
+        port=port,
+        hub=hub,
+        enforce_keys=enforce_keys,
+        access_log=verbose,
+    )
+    _exit(asyncio.run(_run(options)))

@@ -1,0 +1,305 @@
+"""The host: config, the app, the task hub, the engine and the HTTP server, started together.
+
+    host = DurableHost(HostOptions(app_dir=Path("."), port=7071))
+    await host.start()      # reads settings, imports the app, opens the hub, serves
+    print(host.banner())    # every HTTP function's URL, like `func start`
+    ...
+    await host.stop()       # stops timers, the server, then the engine
+
+One aiohttp application on one port serves the HTTP triggers (durablehost.http_front) and
+the Durable Functions management API (durablehost.management) under
+/runtime/webhooks/durabletask/, which is also the durable client's `rpcBaseUrl`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from durablehost.config import (
+    HostConfig,
+    LocalSettings,
+    apply_settings,
+    load_host_config,
+    load_local_settings,
+)
+from durablehost.errors import AppLoadError, ConfigError
+from durablehost.http_front import MAX_BODY_BYTES, HttpFront, build_http_routes
+from durablehost.invocation import FunctionInvoker
+from durablehost.keys import FunctionKeys, load_or_create_keys
+from durablehost.loader import FunctionIndex, load_app
+from durablehost.model import TaskHubClient
+from durablehost.routes import RouteTemplateError
+from durablehost.timers import TimerService
+from durablehost.wire.client import WEBHOOK_PATH, client_binding_json
+
+__all__ = ["STATE_DIR_NAME", "DurableHost", "HostOptions", "default_hub_path"]
+
+log = logging.getLogger(__name__)
+
+# Per-app local state (task hub, keys, timer status); git-ignored.
+STATE_DIR_NAME = ".durablehost"
+# Long-polling requests (wait_for_completion) must not hold a shutdown for a minute.
+_SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+def default_hub_path(app_dir: Path, hub_name: str) -> Path:
+    """Where the task hub lives when --hub is not given."""
+    return app_dir / STATE_DIR_NAME / f"{hub_name}.sqlite3"
+
+
+def _worker_threads() -> int:
+    # The Python worker's own knob; its default matches ThreadPoolExecutor's.
+    configured = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+@dataclass(slots=True)
+class HostOptions:
+    """What `durablehost start` takes on its command line."""
+
+    app_dir: Path = field(default_factory=lambda: Path("."))
+    host: str = "127.0.0.1"
+    port: int | None = None  # None: local.settings.json Host.LocalHttpPort, else 7071
+    hub: str | Path | None = None  # None: <app>/.durablehost/<hubName>.sqlite3
+    enforce_keys: bool = False
+    access_log: bool = False
+
+
+class DurableHost:
+    """Runs one Function App: HTTP triggers, timers, management API and durable engine."""
+
+    def __init__(self, options: HostOptions) -> None:
+        self.options = options
+        self.app_dir = Path(options.app_dir).resolve()
+        self.config: HostConfig | None = None
+        self.settings: LocalSettings | None = None
+        self.index: FunctionIndex | None = None
+        self.keys: FunctionKeys | None = None
+        self.front: HttpFront | None = None
+        self.hub_location: str | Path | None = None
+        self.added_environment: list[str] = []
+        self.port: int | None = None
+        self._engine: Any = None
+        self._store: Any = None
+        self._runner: web.AppRunner | None = None
+        self._timers: TimerService | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    # -- what callers read ------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """`http://host:port` of the running server."""
+        if self.port is None:
+            raise RuntimeError("the host is not started")
+        return f"http://{_url_host(self.options.host)}:{self.port}"
+
+    @property
+    def client(self) -> TaskHubClient:
+        """The engine, as a TaskHubClient (start, status, events, purge...)."""
+        if self._engine is None:
+            raise RuntimeError("the host is not started")
+        return self._engine
+
+    def function_urls(self) -> list[tuple[str, str, str]]:
+        """(function name, methods, URL) for every HTTP function."""
+        if self.front is None:
+            return []
+        rows = []
+        for route, url in self.front.function_urls(self.url):
+            methods = ",".join(sorted(route.methods)) if route.methods else "*"
+            rows.append((route.info.function_name, methods, url))
+        return rows
+
+    def banner(self) -> str:
+        """The start-up text: functions and their URLs, like `func start` prints them."""
+        assert self.index is not None and self.config is not None
+        lines = ["", "Functions:", ""]
+        for name, methods, url in self.function_urls():
+            lines.append(f"        {name}: [{methods}] {url}")
+        lines.append("")
+        others = [
+            *((info.function_name, "timerTrigger") for info in self.index.timers),
+            *(
+                (info.function_name, "orchestrationTrigger")
+                for info in self.index.orchestrators.values()
+            ),
+            *((info.function_name, "activityTrigger") for info in self.index.activities.values()),
+            *((info.function_name, "entityTrigger") for info in self.index.entities.values()),
+        ]
+        lines.extend(f"        {name}: {kind}" for name, kind in others)
+        if others:
+            lines.append("")
+        lines.append(f"Task hub '{self.config.hub_name}' in {self.hub_location}")
+        lines.append(f"Management API: {self.url}{WEBHOOK_PATH}/")
+        if self.keys is not None:
+            lines.append(
+                f"Function keys enforced (from {self.keys.source}): "
+                f"default key {self.keys.default_key}"
+            )
+        return "\n".join(lines)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Everything before any I/O that must be cleaned up: settings, config, the app."""
+        if not self.app_dir.is_dir():
+            raise AppLoadError(f"app folder {self.app_dir} does not exist")
+        self.settings = load_local_settings(self.app_dir)
+        # Settings first: the app reads them at import time and host.json may refer to them.
+        self.added_environment = apply_settings(self.settings)
+        self.config = load_host_config(self.app_dir)
+        self.index = load_app(self.app_dir)
+        if self.index.entities:
+            log.warning("durable entities are not supported by durablehost; they will not run")
+        if self.options.hub is not None:
+            self.hub_location = self.options.hub
+        else:
+            self.hub_location = default_hub_path(self.app_dir, self.config.hub_name)
+        if isinstance(self.hub_location, Path) or "://" not in str(self.hub_location):
+            Path(self.hub_location).parent.mkdir(parents=True, exist_ok=True)
+        if self.options.enforce_keys:
+            self.keys = load_or_create_keys(self.app_dir / STATE_DIR_NAME)
+
+    def _client_binding(self, origin: str, binding: Any) -> str:
+        assert self.config is not None
+        # The SDK's own calls go to the loopback address even when callers came through a
+        # proxy; the URLs it hands out carry the caller's origin.
+        return client_binding_json(
+            origin,
+            self.config.hub_name,
+            rpc_base_url=f"{self.url}{WEBHOOK_PATH}/",
+        )
+
+    def _timer_status_file(self) -> Path | None:
+        location = str(self.hub_location)
+        if "://" in location:
+            return self.app_dir / STATE_DIR_NAME / "timers.json"
+        return Path(location).with_name(Path(location).name + ".timers.json")
+
+    async def start(self) -> None:
+        """Load everything and start serving; raises AppLoadError/ConfigError/OSError."""
+        # Imported here: they pull in SQLite and the SDK's orchestration machinery, which
+        # `durablehost --help` and config errors do not need.
+        from durablehost.engine import DurableEngine
+        from durablehost.management import add_management_routes
+        from durablehost.store import open_store
+
+        self._prepare()
+        assert self.index is not None and self.config is not None
+        self._executor = ThreadPoolExecutor(_worker_threads(), thread_name_prefix="function")
+        invoker = FunctionInvoker(
+            self._executor,
+            function_directory=str(self.app_dir),
+            client_binding=self._client_binding,
+        )
+        try:
+            routes = build_http_routes(self.index.http)
+        except RouteTemplateError as exc:
+            raise AppLoadError(str(exc)) from None
+        self.front = HttpFront(
+            routes, route_prefix=self.config.route_prefix, invoker=invoker, keys=self.keys
+        )
+        self._timers = TimerService(
+            self.index.timers,
+            invoker,
+            origin=lambda: self.url,
+            status_file=self._timer_status_file(),
+        )
+        assert self.hub_location is not None
+        self._store = open_store(self.hub_location)
+        try:
+            self._engine = DurableEngine(
+                self.index,
+                self._store,
+                hub_name=self.config.hub_name,
+                max_concurrent_activities=self.config.max_concurrent_activities,
+                max_concurrent_orchestrations=self.config.max_concurrent_orchestrations,
+            )
+            app = web.Application(client_max_size=MAX_BODY_BYTES)
+            add_management_routes(app, self._engine, hub_name=self.config.hub_name)
+            self.front.install(app)
+            await self._engine.start()
+            await self._serve(app)
+            await self._timers.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _serve(self, app: web.Application) -> None:
+        port = self.options.port
+        if port is None:
+            assert self.settings is not None
+            port = self.settings.local_http_port or 7071
+        runner = web.AppRunner(
+            app,
+            access_log=logging.getLogger("aiohttp.access") if self.options.access_log else None,
+            shutdown_timeout=_SHUTDOWN_GRACE_SECONDS,
+            handle_signals=False,
+        )
+        await runner.setup()
+        self._runner = runner
+        site = web.TCPSite(runner, self.options.host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {self.options.host}:{port}: {exc.strerror or exc}; "
+                "pick another --port"
+            ) from None
+        bound = runner.addresses[0]
+        self.port = int(bound[1])
+
+    async def stop(self) -> None:
+        """Stop timers, the server, then the engine; safe to call more than once."""
+        if self._timers is not None:
+            await self._timers.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._engine is not None:
+            try:
+                await self._engine.stop()
+            finally:
+                self._engine = None
+        if self._store is not None:
+            close = getattr(self._store, "close", None)
+            if callable(close):
+                close()
+            self._store = None
+        if self._executor is not None:
+            # Threads still inside user code finish on their own; nobody waits for them.
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        await _close_sdk_session()
+
+
+async def _close_sdk_session() -> None:
+    """Drop the SDK's module-wide aiohttp session: it belongs to this host's event loop,
+    and a host started later (in-process tests) runs on another loop."""
+    try:
+        from azure.durable_functions.models.utils import http_utils
+    except ImportError:
+        return
+    session = getattr(http_utils, "_client_session", None)
+    if session is not None and not session.closed:
+        await session.close()
+    http_utils._client_session = None
+    # Its lock binds to the first loop that waits on it, so it goes too.
+    http_utils._session_lock = asyncio.Lock()

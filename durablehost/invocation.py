@@ -1,0 +1,258 @@
+"""Calling a trigger function the way the Python worker does.
+
+Arguments go by parameter name: the trigger value under the trigger's name, the durable
+client binding JSON under the client binding's name (the SDK wraps the user function and
+turns that JSON into a `DurableOrchestrationClient`), an `Out` object for each named output
+binding, and `context` only when the signature declares it. Async functions run on the
+host's event loop; sync functions run in the host's thread pool so they never block it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+import azure.functions as func
+
+from durablehost.loader import DURABLE_CLIENT, FunctionInfo
+
+__all__ = [
+    "ClientBindingFactory",
+    "FunctionInvoker",
+    "InvocationContext",
+    "InvocationPlan",
+    "InvocationResult",
+    "OutputValue",
+]
+
+log = logging.getLogger(__name__)
+
+# (public origin like "https://example.com", the client binding) -> binding JSON text.
+ClientBindingFactory = Callable[[str, Any], str]
+
+
+class _TraceContext(func._abc.TraceContext):
+    def __init__(self, trace_parent: str, trace_state: str) -> None:
+        self._trace_parent = trace_parent
+        self._trace_state = trace_state
+
+    @property
+    def trace_parent(self) -> str:
+        return self._trace_parent
+
+    @property
+    def trace_state(self) -> str:
+        return self._trace_state
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        return {}
+
+
+class _RetryContext(func._abc.RetryContext):
+    """No retry policies run here: every invocation is the first attempt."""
+
+    @property
+    def retry_count(self) -> int:
+        return 0
+
+    @property
+    def max_retry_count(self) -> int:
+        return 0
+
+    @property
+    def exception(self) -> Any:
+        return None
+
+
+class InvocationContext(func.Context):
+    """The `context` argument: an `azure.functions.Context` for one invocation."""
+
+    def __init__(
+        self,
+        function_name: str,
+        function_directory: str,
+        *,
+        trace_parent: str = "",
+        trace_state: str = "",
+    ) -> None:
+        self._invocation_id = str(uuid.uuid4())
+        self._function_name = function_name
+        self._function_directory = function_directory
+        self._trace_context = _TraceContext(trace_parent, trace_state)
+        self._thread_local = threading.local()
+        self._thread_local.invocation_id = self._invocation_id
+
+    @property
+    def invocation_id(self) -> str:
+        return self._invocation_id
+
+    @property
+    def function_name(self) -> str:
+        return self._function_name
+
+    @property
+    def function_directory(self) -> str:
+        return self._function_directory
+
+    @property
+    def trace_context(self) -> func._abc.TraceContext:
+        return self._trace_context
+
+    @property
+    def retry_context(self) -> func._abc.RetryContext:
+        return _RetryContext()
+
+    @property
+    def thread_local_storage(self) -> Any:
+        # The ABC says Type[threading.local]; the worker hands out an instance.
+        return self._thread_local
+
+
+class OutputValue(func.Out[Any]):
+    """A named output binding (`func.Out`): the function sets it, the host reads it."""
+
+    def __init__(self) -> None:
+        self._value: Any = None
+        self.was_set = False
+
+    def set(self, val: Any) -> None:
+        self._value = val
+        self.was_set = True
+
+    def get(self) -> Any:
+        return self._value
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationPlan:
+    """How to call one function, worked out once at start."""
+
+    info: FunctionInfo
+    wants_context: bool
+    client_param: str | None
+    client_binding: Any
+    output_params: tuple[str, ...]
+    unsupported_inputs: tuple[str, ...]
+    http_output: str | None  # "$return", a named Out param, or None
+
+
+@dataclass(slots=True)
+class InvocationResult:
+    """The return value and every named output the function set."""
+
+    return_value: Any
+    outputs: dict[str, OutputValue] = field(default_factory=dict)
+    invocation_id: str = ""
+
+
+def plan_invocation(info: FunctionInfo) -> InvocationPlan:
+    """Work out the arguments `info.user_function` takes (once, at start)."""
+    try:
+        parameters: Mapping[str, inspect.Parameter] = inspect.signature(
+            info.user_function
+        ).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    client_param: str | None = None
+    client_binding: Any = None
+    outputs: list[str] = []
+    unsupported: list[str] = []
+    http_output: str | None = None
+    for binding in info.bindings:
+        name = str(getattr(binding, "name", ""))
+        binding_type = str(getattr(binding, "type", ""))
+        direction = str(getattr(binding, "direction", "")).upper()
+        if name == info.trigger_param:
+            continue
+        if binding_type == DURABLE_CLIENT:
+            client_param, client_binding = name, binding
+        elif binding_type == "http":
+            http_output = name
+            if name != "$return":
+                outputs.append(name)
+        elif "OUT" in direction and name != "$return":
+            outputs.append(name)
+        elif name != "$return":
+            unsupported.append(name)
+    if unsupported:
+        log.warning(
+            "function %s has input bindings durablehost does not supply (%s); they get None",
+            info.function_name,
+            ", ".join(unsupported),
+        )
+    return InvocationPlan(
+        info=info,
+        wants_context="context" in parameters,
+        client_param=client_param,
+        client_binding=client_binding,
+        output_params=tuple(outputs),
+        unsupported_inputs=tuple(unsupported),
+        http_output=http_output,
+    )
+
+
+class FunctionInvoker:
+    """Runs trigger functions: async on the loop, sync in `executor`."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        function_directory: str,
+        client_binding: ClientBindingFactory | None = None,
+    ) -> None:
+        self._executor = executor
+        self._function_directory = function_directory
+        self._client_binding = client_binding
+
+    async def invoke(
+        self,
+        plan: InvocationPlan,
+        trigger_value: Any,
+        *,
+        origin: str,
+        trace_parent: str = "",
+        trace_state: str = "",
+    ) -> InvocationResult:
+        """Call the function once; its exceptions propagate to the caller."""
+        info = plan.info
+        context = InvocationContext(
+            info.function_name,
+            self._function_directory,
+            trace_parent=trace_parent,
+            trace_state=trace_state,
+        )
+        kwargs: dict[str, Any] = {info.trigger_param: trigger_value}
+        if plan.client_param is not None:
+            if self._client_binding is None:
+                raise RuntimeError("this host has no durable engine for a durable client")
+            kwargs[plan.client_param] = self._client_binding(origin, plan.client_binding)
+        outputs = {name: OutputValue() for name in plan.output_params}
+        kwargs.update(outputs)
+        for name in plan.unsupported_inputs:
+            kwargs[name] = None
+        if plan.wants_context:
+            kwargs["context"] = context
+        if info.is_async:
+            value = await info.user_function(**kwargs)
+        else:
+            loop = asyncio.get_running_loop()
+            # copy_context: contextvars set by the caller stay visible in the thread.
+            call = functools.partial(contextvars.copy_context().run, info.user_function, **kwargs)
+            value = await loop.run_in_executor(self._executor, call)
+            if inspect.isawaitable(value):
+                # A sync-looking callable (a wrapper, a partial) that returned a coroutine.
+                value = await value
+        return InvocationResult(
+            return_value=value, outputs=outputs, invocation_id=context.invocation_id
+        )
