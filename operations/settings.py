@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["SETTINGS", "Setting", "get_setting"]
+__all__ = ["SETTINGS", "Setting", "get_float", "get_int", "get_setting"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,76 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Blob endpoint for identity-based storage access in Azure (DefaultAzureCredential).",
     ),
+    Setting(
+        "AzureWebJobsStorage__accountName",
+        None,
+        "Storage account name for identity-based access when no blobServiceUri is set "
+        "(the endpoint is then https://<name>.blob.core.windows.net).",
+    ),
+    Setting(
+        "AZURE_CLIENT_ID",
+        None,
+        "Client id of a user-assigned managed identity, read by DefaultAzureCredential; "
+        "unset means the system-assigned identity.",
+    ),
     Setting("OPS_RESULTS_CONTAINER", "operation-results", "Blob container for results."),
+    Setting(
+        "OPS_STATE_CONTAINER",
+        "operation-state",
+        "Blob container for the app's own records: idempotency keys, tombstones of expired "
+        "operations and the webhook outbox.",
+    ),
+    Setting(
+        "OPS_MAX_REQUEST_BYTES",
+        "65536",
+        "Largest accepted start-request body, in bytes; bigger bodies answer 413.",
+    ),
+    Setting(
+        "OPS_RETRY_AFTER_SECONDS",
+        "2",
+        "Retry-After sent with 202 and with the status of a running operation.",
+    ),
+    Setting(
+        "OPS_IDEMPOTENCY_TTL_SECONDS",
+        "86400",
+        "How long an Idempotency-Key is remembered after its first use.",
+    ),
+    Setting(
+        "OPS_OPERATION_TTL_SECONDS",
+        "604800",
+        "How long a finished operation (history and result blobs) is kept before expiry "
+        "purges it and leaves a tombstone (status and result then answer 410).",
+    ),
+    Setting(
+        "OPS_PURGE_SCHEDULE",
+        "0 */5 * * * *",
+        "NCRONTAB schedule (six fields, seconds first) of the expiry timer.",
+    ),
+    Setting(
+        "OPS_WEBHOOK_SCHEDULE",
+        "*/5 * * * * *",
+        "NCRONTAB schedule of the timer that delivers webhooks from the outbox.",
+    ),
+    Setting(
+        "OPS_WEBHOOK_SECRET",
+        None,
+        "HMAC-SHA256 key that signs webhook deliveries; unset disables callbackUrl.",
+    ),
+    Setting(
+        "OPS_WEBHOOK_MAX_ATTEMPTS",
+        "8",
+        "Delivery attempts per webhook before it is given up (moved to webhooks-abandoned/).",
+    ),
+    Setting(
+        "OPS_WEBHOOK_BACKOFF_SECONDS",
+        "2",
+        "First retry delay of a failed webhook delivery; doubles per attempt, jittered.",
+    ),
+    Setting(
+        "OPS_WEBHOOK_TIMEOUT_SECONDS",
+        "5",
+        "Timeout of one webhook POST, so a dead receiver costs at most this per attempt.",
+    ),
 )
 
 
@@ -42,5 +111,24 @@ def get_setting(name: str) -> str | None:
     """The setting's value from the environment, or its declared default."""
     for setting in SETTINGS:
         if setting.name == name:
-            return os.environ.get(name, setting.default)
+            value = os.environ.get(name)
+            return value if value else setting.default
     raise KeyError(f"{name} is not declared in operations.settings.SETTINGS")
+
+
+def get_int(name: str) -> int:
+    """An integer setting; a bad value fails loudly with the setting's name."""
+    raw = get_setting(name)
+    try:
+        return int(raw or "")
+    except ValueError:
+        raise ValueError(f"app setting {name}={raw!r} is not an integer") from None
+
+
+def get_float(name: str) -> float:
+    """A number setting; a bad value fails loudly with the setting's name."""
+    raw = get_setting(name)
+    try:
+        return float(raw or "")
+    except ValueError:
+        raise ValueError(f"app setting {name}={raw!r} is not a number") from None

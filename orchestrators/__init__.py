@@ -1,0 +1,1 @@
+"""Operation kinds: one module per kind, each declaring its kind and exporting `bp`."""
