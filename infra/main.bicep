@@ -35,6 +35,15 @@ param principalType string = 'User'
 @maxLength(63)
 param resultsContainerName string = 'operation-results'
 
+@description('Blob container for the app\'s own records (idempotency keys, tombstones, webhook outbox); becomes OPS_STATE_CONTAINER.')
+@minLength(3)
+@maxLength(63)
+param stateContainerName string = 'operation-state'
+
+@description('HMAC-SHA256 key that signs webhook deliveries (OPS_WEBHOOK_SECRET); empty disables callbackUrl. Set it with `azd env set OPS_WEBHOOK_SECRET ...`.')
+@secure()
+param webhookSecret string = ''
+
 @description('Most instances the Flex Consumption plan scales out to.')
 param maximumInstanceCount int = 100
 
@@ -73,6 +82,7 @@ module storage 'modules/storage.bicep' = {
     containerNames: [
       deploymentContainerName
       resultsContainerName
+      stateContainerName
     ]
   }
 }
@@ -124,6 +134,8 @@ module functionApp 'modules/function-app.bicep' = {
     storageAccountName: storage.outputs.name
     deploymentContainerName: deploymentContainerName
     resultsContainerName: resultsContainerName
+    stateContainerName: stateContainerName
+    webhookSecret: webhookSecret
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     maximumInstanceCount: maximumInstanceCount
   }
@@ -142,4 +154,5 @@ output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output OPS_RESULTS_CONTAINER string = resultsContainerName
+output OPS_STATE_CONTAINER string = stateContainerName
 output OPS_BASE_URL string = functionApp.outputs.uri

@@ -30,6 +30,13 @@ param deploymentContainerName string
 @description('Blob container that holds operation results (app setting OPS_RESULTS_CONTAINER).')
 param resultsContainerName string
 
+@description('Blob container for the app\'s own records (app setting OPS_STATE_CONTAINER).')
+param stateContainerName string
+
+@description('HMAC-SHA256 key that signs webhook deliveries; empty disables callbackUrl.')
+@secure()
+param webhookSecret string = ''
+
 @description('Application Insights connection string.')
 param applicationInsightsConnectionString string
 
@@ -118,6 +125,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
       AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
       AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
+      // The app's fallback when no blobServiceUri is set; the same account either way.
+      AzureWebJobsStorage__accountName: storage.name
       AzureWebJobsStorage__credential: 'managedidentity'
       // Durable Functions needs clientId (not a resource id) to pick the user-assigned identity.
       AzureWebJobsStorage__clientId: identity.properties.clientId
@@ -126,6 +135,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
       OPS_RESULTS_CONTAINER: resultsContainerName
+      OPS_STATE_CONTAINER: stateContainerName
+      // Empty when not configured: the app then refuses callbackUrl instead of sending
+      // unsigned webhooks.
+      OPS_WEBHOOK_SECRET: webhookSecret
     }
   }
 }
