@@ -1,0 +1,595 @@
+"""The Durable Functions HTTP management API, served under /runtime/webhooks/durabletask/.
+
+The same endpoints, status codes and headers as the extension's HttpApiHandler, which the
+SDK's DurableOrchestrationClient calls through the binding's rpcBaseUrl and which the
+status URLs handed to callers point at:
+
+    POST   orchestrators/{name}[/{id}]          start (202 check-status; ?timeout= waits)
+    GET    instances/{id}                       status (202 while active, 200 when done)
+    GET    instances/                           list (filters, x-ms-continuation-token)
+    DELETE instances/{id}                       purge one
+    DELETE instances/                           purge many (createdTimeFrom required)
+    POST   instances/{id}/raiseEvent/{event}    raise an event
+    POST   instances/{id}/terminate|suspend|resume|rewind|restart
+
+Bad input answers 400 with an RFC 9457 `application/problem+json` body saying what to
+change. Where this host deliberately differs from the extension it is noted at the spot.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from durablehost.errors import (
+    DurableHostError,
+    InstanceAlreadyExistsError,
+    InstanceFinishedError,
+    InstanceNotFoundError,
+    InvalidInputError,
+    InvalidInstanceStateError,
+    UnknownFunctionError,
+)
+from durablehost.model import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    InstanceQuery,
+    InstanceStatus,
+    RuntimeStatus,
+    TaskHubClient,
+)
+from durablehost.wire.client import (
+    DEFAULT_CONNECTION,
+    PROBLEM_CONTENT_TYPE,
+    WEBHOOK_PATH,
+    check_status_payload,
+    decode_client_payload,
+    json_value,
+    list_json,
+    problem_details,
+    public_base_url,
+    purge_result_json,
+    status_json,
+)
+
+__all__ = ["CONTINUATION_HEADER", "add_management_routes", "management_app"]
+
+log = logging.getLogger(__name__)
+
+CONTINUATION_HEADER = "x-ms-continuation-token"
+# What the extension asks pollers to wait, in seconds: status 202s and check-status 202s.
+STATUS_RETRY_AFTER = "5"
+CHECK_STATUS_RETRY_AFTER = "10"
+# DurableTask.Core's limit on instance ids.
+MAX_INSTANCE_ID_LENGTH = 256
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_management_routes(
+    app: web.Application,
+    hub: TaskHubClient,
+    *,
+    hub_name: str,
+    connection: str = DEFAULT_CONNECTION,
+    required_query: Mapping[str, str] | None = None,
+) -> None:
+    """Mount the management API on `app` under /runtime/webhooks/durabletask/.
+
+    `hub_name`, `connection` and `required_query` (e.g. {"code": key}) go into the URLs
+    handed out. Mount it before any catch-all route of the app. Parent middlewares (key
+    checks, logging) still apply; errors inside the API leave as problem+json.
+    """
+    app.add_subapp(
+        WEBHOOK_PATH + "/",
+        management_app(
+            hub, hub_name=hub_name, connection=connection, required_query=required_query
+        ),
+    )
+
+
+def management_app(
+    hub: TaskHubClient,
+    *,
+    hub_name: str,
+    connection: str = DEFAULT_CONNECTION,
+    required_query: Mapping[str, str] | None = None,
+) -> web.Application:
+    """The management API as its own aiohttp application (paths relative to the webhook)."""
+    api = _ManagementApi(hub, hub_name, connection, dict(required_query or {}))
+    sub = web.Application(middlewares=[_problem_middleware])
+    sub.add_routes(
+        [
+            web.post("/orchestrators/{functionName}", api.start),
+            web.post("/orchestrators/{functionName}/", api.start),
+            web.post("/orchestrators/{functionName}/{instanceId}", api.start),
+            web.get("/instances", api.list_instances),
+            web.get("/instances/", api.list_instances),
+            web.delete("/instances", api.purge_instances),
+            web.delete("/instances/", api.purge_instances),
+            web.get("/instances/{instanceId}", api.get_instance),
+            web.delete("/instances/{instanceId}", api.purge_instance),
+            web.post("/instances/{instanceId}/{operation}", api.operate),
+            web.post("/instances/{instanceId}/{operation}/{eventName}", api.raise_event),
+        ]
+    )
+    return sub
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def problem_response(
+    status: int, detail: str, *, headers: Mapping[str, str] | None = None, **extensions: Any
+) -> web.Response:
+    """A problem+json response."""
+    return web.json_response(
+        problem_details(status, detail, **extensions),
+        status=status,
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+_ERROR_STATUS: tuple[tuple[type[DurableHostError], int], ...] = (
+    (InvalidInputError, 400),
+    (UnknownFunctionError, 400),
+    (InstanceNotFoundError, 404),
+    (InstanceAlreadyExistsError, 409),
+    (InstanceFinishedError, 410),
+    (InvalidInstanceStateError, 409),
+)
+
+
+def _status_for(error: DurableHostError) -> int:
+    for kind, status in _ERROR_STATUS:
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+@web.middleware
+async def _problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DurableHostError as error:
+        status = _status_for(error)
+        if status >= 500:
+            log.exception("management request %s %s failed", request.method, request.path)
+        return problem_response(status, str(error))
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return problem_response(
+            error.status, _router_detail(request, error), headers=_allow_header(error)
+        )
+    except Exception:
+        log.exception("management request %s %s failed", request.method, request.path)
+        return problem_response(
+            500, "The management API hit an unexpected error; the host log has the traceback."
+        )
+
+
+def _allow_header(error: web.HTTPException) -> dict[str, str]:
+    allow = error.headers.get("Allow")
+    return {"Allow": allow} if allow else {}
+
+
+def _router_detail(request: web.Request, error: web.HTTPException) -> str:
+    if error.status == 405:
+        allowed = error.headers.get("Allow", "")
+        return f"{request.method} is not supported on {request.path}; use {allowed}."
+    if error.status == 404:
+        return (
+            f"No management endpoint at {request.path}. Endpoints under {WEBHOOK_PATH}/: "
+            "orchestrators/{name}[/{id}], instances/, instances/{id}, "
+            "instances/{id}/raiseEvent/{event}, "
+            "instances/{id}/terminate|suspend|resume|rewind|restart."
+        )
+    return error.reason
+
+
+# --- query parameters ---------------------------------------------------------------------
+
+
+class _Query:
+    """Query parameters, looked up case-insensitively as .NET's NameValueCollection does."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._values: dict[str, str] = {}
+        for key, value in request.query.items():
+            self._values.setdefault(key.lower(), value)
+
+    def text(self, name: str) -> str | None:
+        return self._values.get(name.lower())
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.text(name)
+        if value is None or value == "":
+            return default
+        lowered = value.strip().lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        raise InvalidInputError(f"{name}={value!r} is not a boolean; use {name}=true or false")
+
+    def positive_int(self, name: str) -> int | None:
+        value = self.text(name)
+        if value is None or value == "":
+            return None
+        try:
+            number = int(value.strip())
+        except ValueError:
+            number = 0
+        if number < 1:
+            raise InvalidInputError(f"{name}={value!r} is not a positive whole number, e.g. 50")
+        return number
+
+    def seconds(self, name: str) -> float | None:
+        value = self.text(name)
+        if value is None or value == "":
+            return None
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number < 0:
+            raise InvalidInputError(f"{name}={value!r} is not a number of seconds, e.g. 30")
+        return number
+
+    def moment(self, name: str) -> datetime | None:
+        value = self.text(name)
+        if value is None or value.strip() == "":
+            return None
+        return parse_query_time(name, value)
+
+    def statuses(self, name: str) -> frozenset[RuntimeStatus] | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        wanted: set[RuntimeStatus] = set()
+        for part in value.split(","):
+            label = part.strip()
+            if not label:
+                continue
+            status = _RUNTIME_STATUS_NAMES.get(label.lower())
+            if status is None:
+                known = ", ".join(str(s) for s in RuntimeStatus)
+                raise InvalidInputError(
+                    f"{name} holds an unknown runtime status {label!r}; use a comma-separated "
+                    f"list of: {known}"
+                )
+            wanted.add(status)
+        return frozenset(wanted) or None
+
+
+_RUNTIME_STATUS_NAMES = {str(status).lower(): status for status in RuntimeStatus}
+# '+' in an unencoded offset arrives as a space.
+_SPACE_OFFSET = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
+_SHORT_YEAR = re.compile(r"^(\d{1,3})-")
+
+
+def parse_query_time(name: str, value: str) -> datetime:
+    """A date/time query parameter as an aware UTC datetime (naive input counts as UTC)."""
+    text = _SPACE_OFFSET.sub(r"\1+\2", value.strip())
+    # Python's strftime on Linux drops the leading zeros of years before 1000, e.g. the
+    # SDK formats datetime.min as "1-01-01T..."; the extension pads them back too.
+    text = _SHORT_YEAR.sub(lambda match: match.group(1).zfill(4) + "-", text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(
+            f"{name}={value!r} is not a date/time; use ISO 8601, e.g. 2024-05-01T10:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+# --- the handlers -------------------------------------------------------------------------
+
+
+def _check_instance_id(instance_id: str) -> None:
+    # The extension's rules for new instance ids (DurableClient.ValidateInstanceId).
+    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
+        raise InvalidInputError(
+            f"instance id is {len(instance_id)} characters long; the limit is "
+            f"{MAX_INSTANCE_ID_LENGTH}"
+        )
+    if instance_id.startswith("@"):
+        raise InvalidInputError(
+            f"instance id {instance_id!r} starts with '@', which is reserved for entities"
+        )
+    if any(ch in "/\\#?" or ord(ch) < 32 or ord(ch) == 127 for ch in instance_id):
+        raise InvalidInputError(
+            f"instance id {instance_id!r} contains '/', '\\', '#', '?' or a control "
+            "character; choose an id without them"
+        )
+
+
+class _ManagementApi:
+    """The request handlers, bound to one task hub."""
+
+    def __init__(
+        self,
+        hub: TaskHubClient,
+        hub_name: str,
+        connection: str,
+        required_query: dict[str, str],
+    ) -> None:
+        self._hub = hub
+        self._hub_name = hub_name
+        self._connection = connection
+        self._required_query = required_query
+
+    # -- shared pieces
+
+    def _query(self, request: web.Request) -> _Query:
+        query = _Query(request)
+        # The extension would open another task hub; this host serves exactly one, so a
+        # different name is a caller mistake worth saying out loud rather than a 404.
+        task_hub = query.text("taskHub")
+        if task_hub and task_hub.strip().lower() != self._hub_name.lower():
+            raise InvalidInputError(
+                f"taskHub={task_hub!r}, but this host serves the task hub "
+                f"{self._hub_name!r} only; drop the parameter or use that name"
+            )
+        return query
+
+    def _check_status(self, request: web.Request, instance_id: str) -> web.Response:
+        query = _Query(request)
+        payload = check_status_payload(
+            public_base_url(request),
+            instance_id,
+            hub_name=self._hub_name,
+            connection=query.text("connection") or self._connection,
+            required_query=self._required_query,
+        )
+        return web.json_response(
+            payload,
+            status=202,
+            headers={
+                "Location": payload["statusQueryGetUri"],
+                "Retry-After": CHECK_STATUS_RETRY_AFTER,
+            },
+        )
+
+    async def _existing(self, instance_id: str) -> InstanceStatus:
+        status = await self._hub.get_status(instance_id, show_input=False)
+        if status is None:
+            raise InstanceNotFoundError(instance_id)
+        return status
+
+    async def _wait_or_check_status(
+        self, request: web.Request, query: _Query, instance_id: str
+    ) -> web.Response:
+        # The extension waits only when both are given; timeout alone is enough here,
+        # since the engine's wait needs no polling interval.
+        timeout = query.seconds("timeout")
+        query.seconds("pollingInterval")
+        if timeout is None:
+            return self._check_status(request, instance_id)
+        status = await self._hub.wait_for_completion(instance_id, timeout)
+        if status is None or status.runtime_status in ACTIVE_STATUSES:
+            return self._check_status(request, instance_id)
+        if status.runtime_status is RuntimeStatus.COMPLETED:
+            return web.json_response(json_value(status.output))
+        full = await self._hub.get_status(instance_id)
+        return web.json_response(status_json(full or status))
+
+    @staticmethod
+    async def _body_text(request: web.Request) -> str:
+        try:
+            return await request.text()
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(f"the request body is not valid UTF-8 ({exc})") from exc
+
+    # -- endpoints
+
+    async def start(self, request: web.Request) -> web.Response:
+        """POST orchestrators/{functionName}[/{instanceId}]: start an instance."""
+        query = self._query(request)
+        name = request.match_info["functionName"]
+        instance_id = request.match_info.get("instanceId") or None
+        if instance_id is not None:
+            _check_instance_id(instance_id)
+        # The extension reads the body whatever its content type; so do we (curl -d
+        # sends form-urlencoded by default and should still work).
+        try:
+            input_json = decode_client_payload(await self._body_text(request))
+            new_id = await self._hub.start_orchestration(name, input_json, instance_id)
+        except (InvalidInputError, UnknownFunctionError) as error:
+            # The SDK's start_new reads ExceptionMessage from a 400.
+            return problem_response(400, str(error), ExceptionMessage=str(error))
+        except InstanceAlreadyExistsError as error:
+            return problem_response(409, str(error), ExceptionMessage=str(error))
+        return await self._wait_or_check_status(request, query, new_id)
+
+    async def get_instance(self, request: web.Request) -> web.Response:
+        """GET instances/{instanceId}: one instance's status."""
+        query = self._query(request)
+        instance_id = request.match_info["instanceId"]
+        show_input = query.flag("showInput", True)
+        show_history = query.flag("showHistory", False)
+        show_history_output = query.flag("showHistoryOutput", False)
+        fail_as_500 = query.flag("returnInternalServerErrorOnFailure", False)
+        status = await self._hub.get_status(
+            instance_id,
+            show_input=show_input,
+            show_history=show_history,
+            show_history_output=show_history_output,
+        )
+        if status is None:
+            raise InstanceNotFoundError(instance_id)
+        body = status_json(status, show_input=show_input, show_history_output=show_history_output)
+        if status.runtime_status in ACTIVE_STATUSES:
+            location = public_base_url(request) + request.raw_path
+            return web.json_response(
+                body,
+                status=202,
+                headers={"Location": location, "Retry-After": STATUS_RETRY_AFTER},
+            )
+        failed = status.runtime_status is RuntimeStatus.FAILED
+        return web.json_response(body, status=500 if failed and fail_as_500 else 200)
+
+    async def list_instances(self, request: web.Request) -> web.Response:
+        """GET instances/: instances matching the filters, a page at a time."""
+        query = self._query(request)
+        show_input = query.flag("showInput", True)
+        condition = InstanceQuery(
+            created_from=query.moment("createdTimeFrom"),
+            created_to=query.moment("createdTimeTo"),
+            statuses=query.statuses("runtimeStatus"),
+            instance_id_prefix=query.text("instanceIdPrefix") or None,
+            top=query.positive_int("top"),
+            continuation_token=request.headers.get(CONTINUATION_HEADER) or None,
+            show_input=show_input,
+        )
+        page = await self._hub.list_instances(condition)
+        headers = {}
+        if page.continuation_token:
+            headers[CONTINUATION_HEADER] = page.continuation_token
+        return web.json_response(list_json(page, show_input=show_input), headers=headers)
+
+    async def purge_instance(self, request: web.Request) -> web.Response:
+        """DELETE instances/{instanceId}: delete one finished instance."""
+        self._query(request)
+        instance_id = request.match_info["instanceId"]
+        status = await self._existing(instance_id)
+        if status.runtime_status not in TERMINAL_STATUSES:
+            return problem_response(
+                412,
+                f"Only orchestrations in a terminal state can be purged, but instance "
+                f"{instance_id!r} is {status.runtime_status}; terminate it first.",
+            )
+        deleted = await self._hub.purge(instance_id)
+        if deleted == 0:
+            raise InstanceNotFoundError(instance_id)
+        return web.json_response(purge_result_json(deleted))
+
+    async def purge_instances(self, request: web.Request) -> web.Response:
+        """DELETE instances/: delete every finished instance matching the filters."""
+        query = self._query(request)
+        created_from = query.moment("createdTimeFrom")
+        if created_from is None:
+            raise InvalidInputError(
+                "Please provide value for 'createdTimeFrom' parameter, e.g. "
+                "createdTimeFrom=2024-01-01T00:00:00Z (createdTimeTo defaults to now)."
+            )
+        condition = InstanceQuery(
+            created_from=created_from,
+            created_to=query.moment("createdTimeTo") or datetime.now(UTC),
+            statuses=query.statuses("runtimeStatus"),
+        )
+        deleted = await self._hub.purge_many(condition)
+        if deleted == 0:
+            return problem_response(404, "No finished instances matched the filters.")
+        return web.json_response(purge_result_json(deleted))
+
+    async def raise_event(self, request: web.Request) -> web.Response:
+        """POST instances/{instanceId}/raiseEvent/{eventName}: deliver an event."""
+        if request.match_info["operation"].lower() != "raiseevent":
+            raise web.HTTPNotFound()
+        self._query(request)
+        instance_id = request.match_info["instanceId"]
+        event_name = request.match_info["eventName"]
+        status = await self._existing(instance_id)
+        if status.runtime_status in TERMINAL_STATUSES:
+            raise InstanceFinishedError(
+                instance_id,
+                f"Instance {instance_id!r} is {status.runtime_status} and takes no more events.",
+            )
+        if request.content_type.lower() != "application/json":
+            raise InvalidInputError(
+                "Only application/json request content is supported: send the event data "
+                "as JSON with Content-Type: application/json"
+            )
+        data = decode_client_payload(await self._body_text(request))
+        await self._hub.raise_event(instance_id, event_name, data)
+        return web.Response(status=202)
+
+    async def operate(self, request: web.Request) -> web.Response:
+        """POST instances/{instanceId}/{operation}: terminate, suspend, resume, rewind, restart."""
+        operation = request.match_info["operation"].lower()
+        handler = self._operations.get(operation)
+        if handler is None:
+            if operation == "raiseevent":
+                raise InvalidInputError(
+                    "raiseEvent needs an event name: POST instances/{id}/raiseEvent/{eventName}"
+                )
+            raise web.HTTPNotFound()
+        return await handler(self, request)
+
+    async def _terminate(self, request: web.Request) -> web.Response:
+        status, reason = await self._active_instance(request)
+        await self._hub.terminate(status.instance_id, reason)
+        return web.Response(status=202)
+
+    async def _suspend(self, request: web.Request) -> web.Response:
+        status, reason = await self._active_instance(request)
+        # Suspending a suspended instance changes nothing; the extension answers 202.
+        if status.runtime_status is not RuntimeStatus.SUSPENDED:
+            await self._hub.suspend(status.instance_id, reason)
+        return web.Response(status=202)
+
+    async def _resume(self, request: web.Request) -> web.Response:
+        status, reason = await self._active_instance(request)
+        if status.runtime_status is RuntimeStatus.SUSPENDED:
+            await self._hub.resume(status.instance_id, reason)
+        return web.Response(status=202)
+
+    async def _active_instance(self, request: web.Request) -> tuple[InstanceStatus, str | None]:
+        """The instance named in the path, which must exist and not have finished."""
+        reason = self._query(request).text("reason")
+        instance_id = request.match_info["instanceId"]
+        status = await self._existing(instance_id)
+        if status.runtime_status in TERMINAL_STATUSES:
+            raise InstanceFinishedError(
+                instance_id,
+                f"Instance {instance_id!r} has already finished ({status.runtime_status}).",
+            )
+        return status, reason
+
+    async def _rewind(self, request: web.Request) -> web.Response:
+        query = self._query(request)
+        instance_id = request.match_info["instanceId"]
+        status = await self._existing(instance_id)
+        if status.runtime_status is not RuntimeStatus.FAILED:
+            # 400 as the protocol notes say (the extension's newest versions answer 412).
+            return problem_response(
+                400,
+                f"Instance {instance_id!r} is {status.runtime_status}, but only instances in "
+                "the Failed state can be rewound.",
+            )
+        try:
+            await self._hub.rewind(instance_id, query.text("reason"))
+        except InvalidInstanceStateError as error:
+            return problem_response(400, str(error))
+        return web.Response(status=202)
+
+    async def _restart(self, request: web.Request) -> web.Response:
+        query = self._query(request)
+        instance_id = request.match_info["instanceId"]
+        new_instance_id = query.flag("restartWithNewInstanceId", True)
+        try:
+            restarted = await self._hub.restart(instance_id, new_instance_id=new_instance_id)
+        except InstanceAlreadyExistsError as error:
+            return problem_response(
+                409,
+                f"{error} Restart with restartWithNewInstanceId=true, or wait until the "
+                "instance finishes.",
+            )
+        return await self._wait_or_check_status(request, query, restarted)
+
+    _operations: dict[str, Callable[[_ManagementApi, web.Request], Awaitable[web.Response]]] = {
+        "terminate": _terminate,
+        "suspend": _suspend,
+        "resume": _resume,
+        "rewind": _rewind,
+        "restart": _restart,
+    }
