@@ -384,10 +384,14 @@ class _ManagementApi:
 
     @staticmethod
     async def _body_text(request: web.Request) -> str:
+        # JSON is UTF-8 (RFC 8259) whatever charset the Content-Type claims; a BOM is
+        # tolerated as .NET tolerates it.
         try:
-            return await request.text()
+            return (await request.read()).decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise InvalidInputError(f"the request body is not valid UTF-8 ({exc})") from exc
+            raise InvalidInputError(
+                f"the request body is not UTF-8 text ({exc}); send JSON encoded as UTF-8"
+            ) from exc
 
     # -- endpoints
 

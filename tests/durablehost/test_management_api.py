@@ -4,6 +4,7 @@ real aiohttp server on a free port, driven over HTTP with httpx."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -194,6 +195,27 @@ async def test_start_accepts_form_encoded_json_like_curl_sends(host: ManagementH
     assert response.status_code == 202
     done = await host.wait_for(response.json()["id"], RuntimeStatus.COMPLETED)
     assert done["output"] == ["Hello Lima!"]
+
+
+async def test_start_reads_json_as_utf8_whatever_the_declared_charset(
+    host: ManagementHost,
+) -> None:
+    response = await host.http.post(
+        f"{host.hook}/orchestrators/hello_orchestrator",
+        content='{"cities": ["Zürich"]}'.encode(),
+        headers={"Content-Type": "application/json; charset=no-such-charset"},
+    )
+    assert response.status_code == 202
+    done = await host.wait_for(response.json()["id"], RuntimeStatus.COMPLETED)
+    assert done["output"] == ["Hello Zürich!"]
+
+
+async def test_start_unwraps_the_sdk_double_encoded_input(host: ManagementHost) -> None:
+    # What DurableOrchestrationClient.start_new puts on the wire: JSON text in a JSON string.
+    instance_id = await host.start("hello_orchestrator", json.dumps({"cities": ["Bonn"]}))
+    done = await host.wait_for(instance_id, RuntimeStatus.COMPLETED)
+    assert done["input"] == {"cities": ["Bonn"]}
+    assert done["output"] == ["Hello Bonn!"]
 
 
 async def test_start_and_wait_answers_200_with_the_output(host: ManagementHost) -> None:
