@@ -1,8 +1,7 @@
-"""Fixtures for the infra tests: the parsed Bicep templates and the deployable package."""
+"""Fixtures for the infra tests: the deployable package and its clean venv."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,17 +18,24 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def deployable_package(
-    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
-) -> Iterator[DeployablePackage]:
-    """The repo minus .funcignore, in a temp dir, with a clean venv holding requirements.txt.
+def clean_venv_cache(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where clean venvs are kept, keyed by requirements.txt and the Python version.
 
-    Built once per session: creating the venv and installing is the slow part. The venv is
-    kept in pytest's cache keyed by requirements.txt and the Python version, so reruns skip
-    the install; the package files themselves are copied afresh every session.
+    Creating the venv and installing is the slow part, so it is done once and reused while
+    requirements.txt is unchanged (pytest's cache dir; a temp dir under -p no:cacheprovider).
+    Only requirements.txt is ever installed in one, so reuse keeps it clean.
     """
-    cache = getattr(pytestconfig, "cache", None)  # absent under -p no:cacheprovider
-    venv_cache = cache.mkdir("infra-clean-venvs") if cache is not None else None
-    yield build_deployable_package(
-        REPO_ROOT, tmp_path_factory.mktemp("deployable"), venv_cache=venv_cache
+    cache = getattr(pytestconfig, "cache", None)
+    if cache is None:
+        return tmp_path_factory.mktemp("clean-venvs")
+    return cache.mkdir("infra-clean-venvs")
+
+
+@pytest.fixture(scope="session")
+def deployable_package(
+    tmp_path_factory: pytest.TempPathFactory, clean_venv_cache: Path
+) -> DeployablePackage:
+    """The repo minus .funcignore, copied afresh, with a clean venv of requirements.txt."""
+    return build_deployable_package(
+        REPO_ROOT, tmp_path_factory.mktemp("deployable"), venv_cache=clean_venv_cache
     )

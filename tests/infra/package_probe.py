@@ -102,12 +102,31 @@ def probe_imports(root: Path) -> dict[str, Any]:
     }
 
 
+def _where_in_package(error: BaseException, root: Path) -> str:
+    """' (at operations/api.py:12)' for the deepest traceback frame inside the package."""
+    where = ""
+    traceback = error.__traceback__
+    while traceback is not None:
+        filename = Path(traceback.tb_frame.f_code.co_filename)
+        if filename.is_relative_to(root):
+            where = f" (at {filename.relative_to(root).as_posix()}:{traceback.tb_lineno})"
+        traceback = traceback.tb_next
+    return where
+
+
 def probe_index(root: Path) -> dict[str, Any]:
     """Import function_app as the worker does and index every function it registers."""
     import azure.functions as func
 
     sys.path.insert(0, str(root))
-    module = importlib.import_module("function_app")
+    try:
+        module = importlib.import_module("function_app")
+    except Exception as error:  # report any import failure as one actionable line
+        raise SystemExit(
+            "importing function_app failed with only requirements.txt installed and "
+            f".funcignore applied: {type(error).__name__}: {error}"
+            f"{_where_in_package(error, root)}"
+        ) from error
     apps = [value for value in vars(module).values() if isinstance(value, func.FunctionRegister)]
     if len(apps) != 1:
         raise SystemExit(f"function_app.py must define exactly one FunctionApp, found {len(apps)}")
