@@ -19,8 +19,6 @@ change. Where this host deliberately differs from the extension it is noted at t
 from __future__ import annotations
 
 import logging
-import math
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +46,7 @@ from durablehost.wire.client import (
     DEFAULT_CONNECTION,
     PROBLEM_CONTENT_TYPE,
     WEBHOOK_PATH,
+    QueryParameters,
     check_status_payload,
     decode_client_payload,
     json_value,
@@ -195,102 +194,6 @@ def _router_detail(request: web.Request, error: web.HTTPException) -> str:
     return error.reason
 
 
-# --- query parameters ---------------------------------------------------------------------
-
-
-class _Query:
-    """Query parameters, looked up case-insensitively as .NET's NameValueCollection does."""
-
-    def __init__(self, request: web.Request) -> None:
-        self._values: dict[str, str] = {}
-        for key, value in request.query.items():
-            self._values.setdefault(key.lower(), value)
-
-    def text(self, name: str) -> str | None:
-        return self._values.get(name.lower())
-
-    def flag(self, name: str, default: bool) -> bool:
-        value = self.text(name)
-        if value is None or value == "":
-            return default
-        lowered = value.strip().lower()
-        if lowered in ("true", "false"):
-            return lowered == "true"
-        raise InvalidInputError(f"{name}={value!r} is not a boolean; use {name}=true or false")
-
-    def positive_int(self, name: str) -> int | None:
-        value = self.text(name)
-        if value is None or value == "":
-            return None
-        try:
-            number = int(value.strip())
-        except ValueError:
-            number = 0
-        if number < 1:
-            raise InvalidInputError(f"{name}={value!r} is not a positive whole number, e.g. 50")
-        return number
-
-    def seconds(self, name: str) -> float | None:
-        value = self.text(name)
-        if value is None or value == "":
-            return None
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number) or number < 0:
-            raise InvalidInputError(f"{name}={value!r} is not a number of seconds, e.g. 30")
-        return number
-
-    def moment(self, name: str) -> datetime | None:
-        value = self.text(name)
-        if value is None or value.strip() == "":
-            return None
-        return parse_query_time(name, value)
-
-    def statuses(self, name: str) -> frozenset[RuntimeStatus] | None:
-        value = self.text(name)
-        if value is None:
-            return None
-        wanted: set[RuntimeStatus] = set()
-        for part in value.split(","):
-            label = part.strip()
-            if not label:
-                continue
-            status = _RUNTIME_STATUS_NAMES.get(label.lower())
-            if status is None:
-                known = ", ".join(str(s) for s in RuntimeStatus)
-                raise InvalidInputError(
-                    f"{name} holds an unknown runtime status {label!r}; use a comma-separated "
-                    f"list of: {known}"
-                )
-            wanted.add(status)
-        return frozenset(wanted) or None
-
-
-_RUNTIME_STATUS_NAMES = {str(status).lower(): status for status in RuntimeStatus}
-# '+' in an unencoded offset arrives as a space.
-_SPACE_OFFSET = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
-_SHORT_YEAR = re.compile(r"^(\d{1,3})-")
-
-
-def parse_query_time(name: str, value: str) -> datetime:
-    """A date/time query parameter as an aware UTC datetime (naive input counts as UTC)."""
-    text = _SPACE_OFFSET.sub(r"\1+\2", value.strip())
-    # Python's strftime on Linux drops the leading zeros of years before 1000, e.g. the
-    # SDK formats datetime.min as "1-01-01T..."; the extension pads them back too.
-    text = _SHORT_YEAR.sub(lambda match: match.group(1).zfill(4) + "-", text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInputError(
-            f"{name}={value!r} is not a date/time; use ISO 8601, e.g. 2024-05-01T10:00:00Z"
-        ) from None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
 # --- the handlers -------------------------------------------------------------------------
 
 
@@ -329,8 +232,8 @@ class _ManagementApi:
 
     # -- shared pieces
 
-    def _query(self, request: web.Request) -> _Query:
-        query = _Query(request)
+    def _query(self, request: web.Request) -> QueryParameters:
+        query = QueryParameters(request.query)
         # The extension would open another task hub; this host serves exactly one, so a
         # different name is a caller mistake worth saying out loud rather than a 404.
         task_hub = query.text("taskHub")
@@ -342,7 +245,7 @@ class _ManagementApi:
         return query
 
     def _check_status(self, request: web.Request, instance_id: str) -> web.Response:
-        query = _Query(request)
+        query = QueryParameters(request.query)
         payload = check_status_payload(
             public_base_url(request),
             instance_id,
@@ -366,7 +269,7 @@ class _ManagementApi:
         return status
 
     async def _wait_or_check_status(
-        self, request: web.Request, query: _Query, instance_id: str
+        self, request: web.Request, query: QueryParameters, instance_id: str
     ) -> web.Response:
         # The extension waits only when both are given; timeout alone is enough here,
         # since the engine's wait needs no polling interval.

@@ -1,20 +1,16 @@
-"""Every JSON shape durablehost shows to clients, as the Durable Functions extension shows it.
+"""The wire format between durablehost and its HTTP clients, as the extension speaks it.
 
-- the durable client binding JSON handed to HTTP functions (`client_binding_json`),
-- the check-status payload and management URLs (`management_urls`, `check_status_payload`),
-- instance status, showHistory and list JSON (`status_json`, `history_json`, `list_json`),
-- purge results and RFC 9457 problem details (`purge_result_json`, `problem_details`),
-- the public address of the host as a caller sees it (`public_base_url`).
-
-Pure functions, no I/O: the management API and the HTTP front only move these over HTTP.
-Payloads (input, output, custom status) arrive here as JSON text and leave as JSON values,
-the way the extension's `ParseToJToken` turns them into values (text that is not JSON
-stays a string).
+Out: the durable client binding JSON, management URLs and the check-status payload,
+status / showHistory / list JSON, purge results, RFC 9457 problems, and the host's public
+address (`public_base_url`). In: request bodies (`decode_client_payload`) and query
+parameters (`QueryParameters`). Pure functions, no I/O. Stored payloads are JSON text and
+leave as JSON values, as the extension's ParseToJToken makes them (non-JSON stays a string).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -25,13 +21,14 @@ from urllib.parse import quote, urlencode
 
 from durablehost.errors import InvalidInputError
 from durablehost.history import EventType, HistoryEvent
-from durablehost.model import InstancePage, InstanceStatus
+from durablehost.model import InstancePage, InstanceStatus, RuntimeStatus
 
 __all__ = [
     "DEFAULT_CONNECTION",
     "INSTANCE_ID_PLACEHOLDER",
     "PROBLEM_CONTENT_TYPE",
     "WEBHOOK_PATH",
+    "QueryParameters",
     "check_status_payload",
     "client_binding_json",
     "creation_urls",
@@ -42,6 +39,7 @@ __all__ = [
     "json_value",
     "list_json",
     "management_urls",
+    "parse_query_time",
     "problem_details",
     "public_base_url",
     "purge_result_json",
@@ -89,14 +87,11 @@ def _first(value: str | None) -> str | None:
 
 def _forwarded_pairs(value: str | None) -> dict[str, str]:
     """The first element of an RFC 7239 `Forwarded` header as lower-cased key -> value."""
-    first = _first(value)
     pairs: dict[str, str] = {}
-    if value and first is not None:
-        element = value.split(",")[0]
-        for part in element.split(";"):
-            key, sep, val = part.partition("=")
-            if sep:
-                pairs[key.strip().lower()] = val.strip().strip('"')
+    for part in (value or "").split(",")[0].split(";"):
+        key, sep, val = part.partition("=")
+        if sep:
+            pairs[key.strip().lower()] = val.strip().strip('"')
     return pairs
 
 
@@ -480,6 +475,103 @@ def _describe_completion(
         if origin.instance_id is not None:
             item["InstanceId"] = origin.instance_id
         _put_input(item, origin.input, show_input)
+
+
+# --- what clients send ---------------------------------------------------------------------
+
+
+class QueryParameters:
+    """Management API query parameters, looked up case-insensitively as .NET's
+    NameValueCollection does; each typed getter raises InvalidInputError with a fix."""
+
+    def __init__(self, query: Iterable[tuple[str, str]] | Mapping[str, str]) -> None:
+        self._values: dict[str, str] = {}
+        for key, value in query.items() if isinstance(query, Mapping) else query:
+            self._values.setdefault(key.lower(), value)
+
+    def text(self, name: str) -> str | None:
+        """The raw value, or None when absent."""
+        return self._values.get(name.lower())
+
+    def _given(self, name: str) -> str | None:
+        value = self.text(name)
+        return value.strip() if value and value.strip() else None
+
+    def flag(self, name: str, default: bool) -> bool:
+        """A true/false flag (any case, as the SDK sends `True`)."""
+        value = self._given(name)
+        if value is None:
+            return default
+        if value.lower() not in ("true", "false"):
+            raise InvalidInputError(f"{name}={value!r} is not a boolean; use {name}=true or false")
+        return value.lower() == "true"
+
+    def positive_int(self, name: str) -> int | None:
+        """A whole number >= 1, or None when absent."""
+        value = self._given(name)
+        if value is None:
+            return None
+        if not value.isdigit() or int(value) < 1:
+            raise InvalidInputError(f"{name}={value!r} is not a positive whole number, e.g. 50")
+        return int(value)
+
+    def seconds(self, name: str) -> float | None:
+        """A finite, non-negative number of seconds, or None when absent."""
+        value = self._given(name)
+        if value is None:
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number < 0:
+            raise InvalidInputError(f"{name}={value!r} is not a number of seconds, e.g. 30")
+        return number
+
+    def moment(self, name: str) -> datetime | None:
+        """A date/time as aware UTC (see parse_query_time), or None when absent."""
+        value = self._given(name)
+        return None if value is None else parse_query_time(name, value)
+
+    def statuses(self, name: str) -> frozenset[RuntimeStatus] | None:
+        """A comma-separated list of runtime status names (any case), or None for all."""
+        wanted: set[RuntimeStatus] = set()
+        for part in (self.text(name) or "").split(","):
+            label = part.strip()
+            if not label:
+                continue
+            status = _RUNTIME_STATUS_NAMES.get(label.lower())
+            if status is None:
+                known = ", ".join(str(s) for s in RuntimeStatus)
+                raise InvalidInputError(
+                    f"{name} holds an unknown runtime status {label!r}; use a comma-separated "
+                    f"list of: {known}"
+                )
+            wanted.add(status)
+        return frozenset(wanted) or None
+
+
+_RUNTIME_STATUS_NAMES = {str(status).lower(): status for status in RuntimeStatus}
+# '+' in an unencoded offset arrives as a space.
+_SPACE_OFFSET = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
+_SHORT_YEAR = re.compile(r"^(\d{1,3})-")
+
+
+def parse_query_time(name: str, value: str) -> datetime:
+    """A date/time query parameter as an aware UTC datetime (naive input counts as UTC)."""
+    text = _SPACE_OFFSET.sub(r"\1+\2", value.strip())
+    # Python's strftime on Linux drops the leading zeros of years before 1000, e.g. the
+    # SDK formats datetime.min as "1-01-01T..."; the extension pads them back too.
+    text = _SHORT_YEAR.sub(lambda match: match.group(1).zfill(4) + "-", text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(
+            f"{name}={value!r} is not a date/time; use ISO 8601, e.g. 2024-05-01T10:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 # --- errors -------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -15,6 +15,7 @@ from durablehost.errors import InvalidInputError
 from durablehost.history import EventType, HistoryEvent
 from durablehost.model import InstancePage, InstanceStatus, RuntimeStatus
 from durablehost.wire.client import (
+    QueryParameters,
     check_status_payload,
     client_binding_json,
     decode_client_payload,
@@ -23,6 +24,7 @@ from durablehost.wire.client import (
     history_json,
     json_value,
     list_json,
+    parse_query_time,
     problem_details,
     public_base_url,
     purge_result_json,
@@ -339,3 +341,54 @@ def test_decode_client_payload(body: str, payload: str | None) -> None:
 def test_decode_client_payload_rejects_invalid_json_with_a_hint() -> None:
     with pytest.raises(InvalidInputError, match="not valid JSON"):
         decode_client_payload("{not json")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-05-01T10:00:00Z", datetime(2024, 5, 1, 10, tzinfo=UTC)),
+        ("2024-05-01T10:00:00.1234567Z", datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)),
+        ("2024-05-01", datetime(2024, 5, 1, tzinfo=UTC)),
+        ("2024-05-01T12:00:00+02:00", datetime(2024, 5, 1, 10, tzinfo=UTC)),
+        ("2024-05-01T12:00:00 02:00", datetime(2024, 5, 1, 10, tzinfo=UTC)),  # '+' unencoded
+        ("1-01-01T00:00:00.000000Z", datetime(1, 1, 1, tzinfo=UTC)),  # the SDK's datetime.min
+    ],
+)
+def test_parse_query_time(text: str, expected: datetime) -> None:
+    assert parse_query_time("createdTimeFrom", text) == expected
+
+
+def test_parse_query_time_says_what_it_wants() -> None:
+    with pytest.raises(InvalidInputError, match=r"createdTimeTo='tomorrow'.*ISO 8601"):
+        parse_query_time("createdTimeTo", "tomorrow")
+
+
+def test_query_parameters_are_case_insensitive_and_typed() -> None:
+    query = QueryParameters(
+        {"SHOWHISTORY": "True", "top": "3", "runtimeStatus": "running, Completed,", "t": "1.5"}
+    )
+    assert query.flag("showHistory", False) is True
+    assert query.flag("showInput", True) is True
+    assert query.positive_int("top") == 3
+    assert query.seconds("t") == 1.5
+    assert query.statuses("runtimeStatus") == {RuntimeStatus.RUNNING, RuntimeStatus.COMPLETED}
+    assert query.statuses("missing") is None
+    assert query.moment("createdTimeFrom") is None
+
+
+@pytest.mark.parametrize(
+    ("params", "call", "fragment"),
+    [
+        ({"showInput": "yes"}, lambda q: q.flag("showInput", True), "true or false"),
+        ({"top": "-1"}, lambda q: q.positive_int("top"), "positive whole number"),
+        ({"top": "1.5"}, lambda q: q.positive_int("top"), "positive whole number"),
+        ({"timeout": "inf"}, lambda q: q.seconds("timeout"), "seconds"),
+        ({"timeout": "-3"}, lambda q: q.seconds("timeout"), "seconds"),
+        ({"runtimeStatus": "Done"}, lambda q: q.statuses("runtimeStatus"), "Pending, Running"),
+    ],
+)
+def test_query_parameters_reject_bad_values(
+    params: dict[str, str], call: Callable[[QueryParameters], object], fragment: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=fragment):
+        call(QueryParameters(params))
