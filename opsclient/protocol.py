@@ -261,6 +261,13 @@ class ClientCore:
             value = payload.get(key)
             return resolve_url(spec.url, value) if isinstance(value, str) and value else None
 
+        def template(key: str) -> str | None:
+            # Kept verbatim: parsing would percent-encode the {eventName}/{text} placeholders.
+            value = payload.get(key)
+            if not isinstance(value, str) or not value:
+                return None
+            return value if value.startswith(("http://", "https://")) else link(key)
+
         status_url = link("statusQueryGetUri") or (
             resolve_url(spec.url, location) if location else None
         )
@@ -277,8 +284,8 @@ class ClientCore:
             id=payload.get("id") if isinstance(payload.get("id"), str) else None,
             operation_url=operation_url,
             result_url=link("resultUri"),
-            send_event_url=link("sendEventPostUri"),
-            terminate_url=link("terminatePostUri"),
+            send_event_url=template("sendEventPostUri"),
+            terminate_url=template("terminatePostUri"),
             retry_after=parse_retry_after(
                 response.headers.get("retry-after"),
                 now=now,
