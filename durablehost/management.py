@@ -116,9 +116,19 @@ def management_app(
             web.delete("/instances/{instanceId}", api.purge_instance),
             web.post("/instances/{instanceId}/{operation}", api.operate),
             web.post("/instances/{instanceId}/{operation}/{eventName}", api.raise_event),
+            web.route("*", "/entities", _entities_unsupported),
+            web.route("*", "/entities/{tail:.*}", _entities_unsupported),
         ]
     )
     return sub
+
+
+async def _entities_unsupported(request: web.Request) -> web.Response:
+    return problem_response(
+        501,
+        "Durable entities are not supported by durablehost (see docs/durablehost.md); "
+        "the entities/ endpoints answer 501 here.",
+    )
 
 
 # --- errors -------------------------------------------------------------------------------

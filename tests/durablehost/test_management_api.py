@@ -557,3 +557,4 @@ async def test_unknown_paths_and_methods_are_problems(host: ManagementHost) -> N
     wrong = await host.http.put(f"{host.hook}/instances/x")
     assert_problem(wrong, 405, "PUT")
     assert "GET" in wrong.headers["Allow"]
+    assert_problem(await host.http.get(f"{host.hook}/entities/counter/k"), 501, "entities")
