@@ -11,8 +11,8 @@ import pytest
 
 from opsclient import (
     AsyncOperationsClient,
-    OperationStatus,
     OperationsClient,
+    OperationStatus,
     OperationTimeout,
     RunState,
     WaitCanceled,
@@ -135,11 +135,13 @@ def test_sync_concurrent_401s_cause_one_refresh() -> None:
             return reply(401)
         return reply(200, {"id": "abc", "status": "Running"})
 
-    with OperationsClient(
-        BASE, transport=httpx.MockTransport(server), token_provider=tokens
-    ) as client:
-        with ThreadPoolExecutor(CALLERS) as pool:
-            statuses = list(pool.map(lambda _i: client.get("abc"), range(CALLERS)))
+    with (
+        OperationsClient(
+            BASE, transport=httpx.MockTransport(server), token_provider=tokens
+        ) as client,
+        ThreadPoolExecutor(CALLERS) as pool,
+    ):
+        statuses = list(pool.map(lambda _i: client.get("abc"), range(CALLERS)))
     assert [s.state for s in statuses] == [RunState.RUNNING] * CALLERS
     assert tokens.calls == 2  # the first token, and one refresh
 

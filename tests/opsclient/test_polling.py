@@ -246,6 +246,7 @@ def test_error_statuses_stop_with_typed_errors(status_code: int, error_type: typ
     step = observe(StatusPoller(MONITOR), response(status_code, problem))
     assert isinstance(step, Stop)
     assert type(step.error) is error_type
+    assert isinstance(step.error, HTTPStatusError)
     assert step.error.problem["detail"] == "operation abc expired"
     assert "operation abc expired" in str(step.error)
 
