@@ -150,11 +150,19 @@ def start(
 ) -> None:
     """Start the app in APP and serve it until SIGINT/SIGTERM."""
     _configure_logging(verbose)
+    app_dir = app_dir.resolve()
+    hub_location: str | None = hub
+    if hub is not None and "://" not in hub:
+        hub_location = str(Path(hub).resolve())
+    if app_dir.is_dir():
+        # The worker runs functions with the app folder as working directory; apps open
+        # relative paths (and the SDK reads ./host.json) expecting that.
+        os.chdir(app_dir)
     options = HostOptions(
         app_dir=app_dir,
         host=host,
         port=port,
-        hub=hub,
+        hub=hub_location,
         enforce_keys=enforce_keys,
         access_log=verbose,
     )

@@ -84,14 +84,14 @@ async def _service(status_file: Path | None) -> AsyncIterator[tuple[TimerService
         executor.shutdown(wait=False)
 
 
-async def _calls_of(module: Any, name: str, count: int, timeout: float = 10.0) -> list[Any]:
-    deadline = time.monotonic() + timeout
+async def _calls_of(module: Any, name: str, count: int, within: float = 10.0) -> list[Any]:
+    deadline = time.monotonic() + within
     while True:
         calls = [call for call in module.CALLS if call["name"] == name]
         if len(calls) >= count:
             return calls
         if time.monotonic() > deadline:
-            raise AssertionError(f"{name} ran {len(calls)} times, expected {count}: {module.CALLS}")
+            raise AssertionError(f"{name} ran {len(calls)} times, not {count}: {module.CALLS}")
         await asyncio.sleep(0.02)
 
 
@@ -139,7 +139,7 @@ def test_bad_schedule_names_the_function(tmp_path: Path) -> None:
         "    pass\n"
     )
     index = load_app(app_dir)
-    with pytest.raises(AppLoadError, match="broken_timer.*NCRONTAB"):
+    with pytest.raises(AppLoadError, match=r"broken_timer.*NCRONTAB"):
         TimerService(
             index.timers, FunctionInvoker(ThreadPoolExecutor(1), function_directory=""), origin=str
         )
