@@ -429,7 +429,8 @@ def history_json(
         elif kind in (EventType.EXECUTION_SUSPENDED, EventType.EXECUTION_RESUMED):
             item["Reason"] = event.reason if event.reason is not None else event.input
         elif kind is EventType.GENERIC_EVENT:
-            item["Data"] = event.input
+            # The engine marks a rewind with one (name "rewind", the reason as input).
+            item["Data"] = event.input if event.input is not None else event.name
         item["Timestamp"] = format_event_time(event.timestamp)
         items.append(item)
     return [item for item in items if item is not None]

@@ -392,3 +392,20 @@ def test_query_parameters_reject_bad_values(
 ) -> None:
     with pytest.raises(InvalidInputError, match=fragment):
         call(QueryParameters(params))
+
+
+def test_history_json_shows_lifecycle_events() -> None:
+    events = [
+        _event(EventType.EXECUTION_SUSPENDED, 0, input="pause"),
+        _event(EventType.EXECUTION_RESUMED, 1, reason="go"),
+        _event(EventType.GENERIC_EVENT, 2, name="rewind", input="fixed"),
+        _event(EventType.EXECUTION_TERMINATED, 3, input='"enough"'),
+    ]
+    assert [
+        {k: v for k, v in item.items() if k != "Timestamp"} for item in history_json(events)
+    ] == [
+        {"EventType": "ExecutionSuspended", "Reason": "pause"},
+        {"EventType": "ExecutionResumed", "Reason": "go"},
+        {"EventType": "GenericEvent", "Data": "fixed"},
+        {"EventType": "ExecutionTerminated", "Input": '"enough"'},
+    ]
