@@ -93,14 +93,22 @@ def _clean_environment() -> dict[str, str]:
 def _create_clean_venv(requirements: Path, venv: Path) -> Path:
     if venv.exists():
         shutil.rmtree(venv)
-    _run([sys.executable, "-m", "venv", str(venv)], what="venv creation", timeout=120)
+    # --without-pip and the dev venv's pip pointed at it (--python): faster than ensurepip,
+    # and the clean venv ends up holding requirements.txt and nothing else, not even pip.
+    _run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)],
+        what="venv creation",
+        timeout=120,
+    )
     python = venv / "bin" / "python"
     # pip's own cache (~/.cache/pip) is kept, so a rebuild downloads nothing it has seen.
     _run(
         [
-            str(python),
+            sys.executable,
             "-m",
             "pip",
+            "--python",
+            str(python),
             "install",
             "--disable-pip-version-check",
             "--no-input",
