@@ -66,6 +66,7 @@ _OPERATIONS_PATH: Final = "api/operations"
 # Durable management URLs: .../instances/{id}, optionally followed by an action.
 _DURABLE_INSTANCE: Final = re.compile(r"^(?P<prefix>.*/instances/(?P<id>[^/?]+))(?:/.*)?$")
 _MAX_REDIRECTS: Final = 5
+_MAX_KEY_LENGTH: Final = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +142,17 @@ class TokenSlot:
 
 
 def idempotency_header(key: str) -> str:
-    """The `Idempotency-Key` value: a structured-field string as the IETF draft spells it."""
-    if len(key) >= 2 and key.startswith('"') and key.endswith('"'):
-        return key
-    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """The `Idempotency-Key` value, checked: visible ASCII, no spaces, at most 255 characters.
+
+    Sent verbatim (not as a quoted structured-field string): servers, ours included, compare
+    the raw header, so the same key from curl and from opsclient means the same operation.
+    """
+    if not key or len(key) > _MAX_KEY_LENGTH or any(not 0x20 < ord(ch) < 0x7F for ch in key):
+        raise ConfigurationError(
+            f"idempotency_key must be 1 to {_MAX_KEY_LENGTH} visible ASCII characters without "
+            f"spaces (a UUID is ideal), got {key!r}"
+        )
+    return key
 
 
 def retry_decision(exc: Exception, *, retry_safe: bool, policy: RetryPolicy) -> bool | float:
@@ -231,13 +239,18 @@ class ClientCore:
         """
         if not kind or "/" in kind:
             raise ConfigurationError(f"kind must be a non-empty name without '/', got {kind!r}")
-        key = idempotency_key or str(uuid.uuid4())
+        key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
+        body = input
+        if callback_url is not None:
+            # The API takes the webhook beside the kind's own fields, in the JSON body.
+            if not isinstance(input, Mapping):
+                raise ConfigurationError("callback_url needs the input to be a JSON object")
+            body = {**input, "callbackUrl": callback_url}
         return RequestSpec(
             "POST",
             self.api_url(kind),
-            params={"callbackUrl": callback_url} if callback_url else None,
             headers={"idempotency-key": idempotency_header(key)},
-            json_body=input,
+            json_body=body,
             has_body=True,
             retry_safe=True,
         )

@@ -166,4 +166,4 @@ def test_repeated_idempotency_key_returns_the_same_operation(api: RunningFakeAPI
     first = json.loads(invoke(*args, "--base-url", api.url).stdout)
     second = json.loads(invoke(*args, "--base-url", api.url).stdout)
     assert first["id"] == second["id"]
-    assert {h["idempotency-key"] for _m, _p, h in api.state.requests} == {'"k1"'}
+    assert {h["idempotency-key"] for _m, _p, h in api.state.requests} == {"k1"}

@@ -11,6 +11,7 @@ import pytest
 
 from opsclient import (
     AuthenticationFailed,
+    ConfigurationError,
     Dialect,
     HTTPStatusError,
     OperationCanceled,
@@ -344,10 +345,22 @@ def test_resolve_url() -> None:
     assert resolve_url("http://a.test/x/y", "http://b.test/w") == "http://b.test/w"
 
 
-def test_idempotency_key_is_a_structured_string() -> None:
-    assert idempotency_header("abc") == '"abc"'
-    assert idempotency_header('"abc"') == '"abc"'
-    assert idempotency_header('a"b') == '"a\\"b"'
+def test_idempotency_key_is_sent_verbatim_and_checked() -> None:
+    assert idempotency_header("8e03978e-40d5-43e8-bc93-6894a57f9324") == (
+        "8e03978e-40d5-43e8-bc93-6894a57f9324"
+    )
+    for bad in ("", "has space", "x" * 256, "caf\u00e9"):
+        with pytest.raises(ConfigurationError):
+            idempotency_header(bad)
+
+
+def test_callback_url_travels_in_the_body() -> None:
+    spec = ClientCore("http://app.test").start_request(
+        "report", {"rows": 1}, idempotency_key="k", callback_url="https://hooks.test/x"
+    )
+    assert spec.json_body == {"rows": 1, "callbackUrl": "https://hooks.test/x"}
+    with pytest.raises(ConfigurationError):
+        ClientCore("http://app.test").start_request("report", [1], callback_url="https://h.test")
 
 
 def _transient(code: int, retry_after: float | None) -> TransientStatusError:
