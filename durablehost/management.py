@@ -124,7 +124,7 @@ def management_app(
 
 
 async def _entities_unsupported(request: web.Request) -> web.Response:
-    return problem_response(
+    return _problem_response(
         501,
         "Durable entities are not supported by durablehost (see docs/durablehost.md); "
         "the entities/ endpoints answer 501 here.",
@@ -134,7 +134,7 @@ async def _entities_unsupported(request: web.Request) -> web.Response:
 # --- errors -------------------------------------------------------------------------------
 
 
-def problem_response(
+def _problem_response(
     status: int, detail: str, *, headers: Mapping[str, str] | None = None, **extensions: Any
 ) -> web.Response:
     """A problem+json response."""
@@ -171,16 +171,16 @@ async def _problem_middleware(request: web.Request, handler: Handler) -> web.Str
         status = _status_for(error)
         if status >= 500:
             log.exception("management request %s %s failed", request.method, request.path)
-        return problem_response(status, str(error))
+        return _problem_response(status, str(error))
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return problem_response(
+        return _problem_response(
             error.status, _router_detail(request, error), headers=_allow_header(error)
         )
     except Exception:
         log.exception("management request %s %s failed", request.method, request.path)
-        return problem_response(
+        return _problem_response(
             500, "The management API hit an unexpected error; the host log has the traceback."
         )
 
@@ -322,9 +322,9 @@ class _ManagementApi:
             new_id = await self._hub.start_orchestration(name, input_json, instance_id)
         except (InvalidInputError, UnknownFunctionError) as error:
             # The SDK's start_new reads ExceptionMessage from a 400.
-            return problem_response(400, str(error), ExceptionMessage=str(error))
+            return _problem_response(400, str(error), ExceptionMessage=str(error))
         except InstanceAlreadyExistsError as error:
-            return problem_response(409, str(error), ExceptionMessage=str(error))
+            return _problem_response(409, str(error), ExceptionMessage=str(error))
         return await self._wait_or_check_status(request, query, new_id)
 
     async def get_instance(self, request: web.Request) -> web.Response:
@@ -379,7 +379,7 @@ class _ManagementApi:
         instance_id = request.match_info["instanceId"]
         status = await self._existing(instance_id)
         if status.runtime_status not in TERMINAL_STATUSES:
-            return problem_response(
+            return _problem_response(
                 412,
                 f"Only orchestrations in a terminal state can be purged, but instance "
                 f"{instance_id!r} is {status.runtime_status}; terminate it first.",
@@ -405,7 +405,7 @@ class _ManagementApi:
         )
         deleted = await self._hub.purge_many(condition)
         if deleted == 0:
-            return problem_response(404, "No finished instances matched the filters.")
+            return _problem_response(404, "No finished instances matched the filters.")
         return web.json_response(purge_result_json(deleted))
 
     async def raise_event(self, request: web.Request) -> web.Response:
@@ -478,7 +478,7 @@ class _ManagementApi:
         status = await self._existing(instance_id)
         if status.runtime_status is not RuntimeStatus.FAILED:
             # 400 as the protocol notes say (the extension's newest versions answer 412).
-            return problem_response(
+            return _problem_response(
                 400,
                 f"Instance {instance_id!r} is {status.runtime_status}, but only instances in "
                 "the Failed state can be rewound.",
@@ -486,7 +486,7 @@ class _ManagementApi:
         try:
             await self._hub.rewind(instance_id, query.text("reason"))
         except InvalidInstanceStateError as error:
-            return problem_response(400, str(error))
+            return _problem_response(400, str(error))
         return web.Response(status=202)
 
     async def _restart(self, request: web.Request) -> web.Response:
@@ -496,7 +496,7 @@ class _ManagementApi:
         try:
             restarted = await self._hub.restart(instance_id, new_instance_id=new_instance_id)
         except InstanceAlreadyExistsError as error:
-            return problem_response(
+            return _problem_response(
                 409,
                 f"{error} Restart with restartWithNewInstanceId=true, or wait until the "
                 "instance finishes.",
