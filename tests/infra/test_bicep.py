@@ -359,7 +359,7 @@ def test_azure_yaml_deploys_this_folder_to_the_tagged_function_app(
     assert not others
     assert service["host"] == "function"
     assert service["language"] == "python"
-    assert (repo_root / service["project"] / "function_app.py").parent == repo_root
+    assert (repo_root / service["project"]).resolve() == repo_root.resolve()
     # azd finds the app by its azd-service-name tag.
     main = infra.main
     assert main.module_argument(_module_symbol(main, FUNCTION_APP), "serviceName") == service_name

@@ -4,6 +4,7 @@ whether that alone imports function_app and indexes every function, as Azure wil
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 import tomllib
@@ -14,6 +15,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from operations.settings import SETTINGS
 from tests.infra.package_build import (
     DeployablePackage,
     funcignore_spec,
@@ -37,6 +39,29 @@ APP_FILES = ("function_app.py", "host.json", "requirements.txt", "operations/set
 # Never run-time dependencies, whatever imports them.
 DEV_TOOLS = re.compile(r"^(pytest.*|ruff|mypy|types-.*|coverage|black|flake8|pylint|pycep-parser)$")
 FUNCTION_APP_MISSING = "function_app.py not written yet"
+SETTING_READERS = {"get_setting", "get_int", "get_float", "getenv"}
+
+
+def _settings_read(path: Path) -> list[tuple[str, int]]:
+    """Names passed as string literals to get_setting/get_int/get_float, os.getenv,
+    os.environ.get and os.environ[...] in one file."""
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        name: ast.expr | None = None
+        if isinstance(node, ast.Call) and node.args:
+            function = node.func
+            called = function.id if isinstance(function, ast.Name) else None
+            if isinstance(function, ast.Attribute):
+                called = function.attr
+                if called == "get" and ast.unparse(function.value).endswith("environ"):
+                    called = "getenv"
+            if called in SETTING_READERS:
+                name = node.args[0]
+        elif isinstance(node, ast.Subscript) and ast.unparse(node.value).endswith("environ"):
+            name = node.slice
+        if isinstance(name, ast.Constant) and isinstance(name.value, str):
+            found.append((name.value, name.lineno))
+    return found
 
 
 def _requirements(repo_root: Path) -> list[Requirement]:
@@ -67,6 +92,20 @@ def test_funcignore_keeps_the_app(repo_root: Path) -> None:
     assert {"host.json", "requirements.txt"} <= kept
     leaked = sorted(path for path in kept if path.startswith(DEV_ONLY_FOLDERS))
     assert not leaked, f"dev-only files in the package: {leaked[:10]}"
+
+
+def test_every_setting_the_package_reads_is_declared(repo_root: Path) -> None:
+    # The infra tests check operations/settings.py against Bicep; a setting read elsewhere
+    # would escape that check.
+    declared = {setting.name for setting in SETTINGS}
+    undeclared = [
+        f"{name} ({path.as_posix()}:{line})"
+        for path in package_files(repo_root)
+        if path.suffix == ".py"
+        for name, line in _settings_read(repo_root / path)
+        if name not in declared
+    ]
+    assert not undeclared, f"settings read but not declared in operations/settings.py: {undeclared}"
 
 
 def test_requirements_are_pinned_and_hold_no_dev_tools(repo_root: Path) -> None:
