@@ -47,6 +47,8 @@ class HostConfig:
     max_concurrent_activities: int = _DEFAULT_CONCURRENCY
     max_concurrent_orchestrations: int = _DEFAULT_CONCURRENCY
     source: Path | None = None
+    # The Durable SDK parses ./host.json with json.loads at import, so comments break it.
+    has_comments: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +91,16 @@ def _strip_json_comments(text: str) -> str:
     return "".join(out)
 
 
-def _read_json(path: Path, *, allow_comments: bool) -> Any:
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read_json(path: Path, *, allow_comments: bool, text: str | None = None) -> Any:
+    if text is None:
+        text = _read_text(path)
     if allow_comments:
         text = _strip_json_comments(text)
     try:
@@ -146,7 +153,8 @@ def load_host_config(app_dir: Path, environ: Mapping[str, str] | None = None) ->
     path = app_dir / "host.json"
     if not path.exists():
         return HostConfig()
-    data = _read_json(path, allow_comments=True)
+    text = _read_text(path)
+    data = _read_json(path, allow_comments=True, text=text)
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a JSON object")
     version = data.get("version")
@@ -183,6 +191,7 @@ def load_host_config(app_dir: Path, environ: Mapping[str, str] | None = None) ->
             durable, "maxConcurrentOrchestratorFunctions", _DEFAULT_CONCURRENCY, where
         ),
         source=path,
+        has_comments=_strip_json_comments(text) != text,
     )
 
 

@@ -165,7 +165,15 @@ class DurableHost:
         # Settings first: the app reads them at import time and host.json may refer to them.
         self.added_environment = apply_settings(self.settings)
         self.config = load_host_config(self.app_dir)
-        self.index = load_app(self.app_dir)
+        try:
+            self.index = load_app(self.app_dir)
+        except AppLoadError as error:
+            if self.config.has_comments and isinstance(error.__cause__, ValueError):
+                raise ConfigError(
+                    f"{self.config.source} has comments, which the Durable Functions SDK cannot "
+                    "read (it parses ./host.json with json.loads when imported): remove them"
+                ) from error
+            raise
         if self.index.entities:
             log.warning("durable entities are not supported by durablehost; they will not run")
         if self.options.hub is not None:
@@ -195,13 +203,13 @@ class DurableHost:
 
     async def start(self) -> None:
         """Load everything and start serving; raises AppLoadError/ConfigError/OSError."""
-        # Imported here: they pull in SQLite and the SDK's orchestration machinery, which
-        # `durablehost --help` and config errors do not need.
+        self._prepare()
+        # Imported after the app: they pull in the Durable SDK, which reads ./host.json at
+        # import time, so config errors must be reported (cleanly) first.
         from durablehost.engine import DurableEngine
         from durablehost.management import add_management_routes
         from durablehost.store import open_store
 
-        self._prepare()
         assert self.index is not None and self.config is not None
         self._executor = ThreadPoolExecutor(_worker_threads(), thread_name_prefix="function")
         invoker = FunctionInvoker(

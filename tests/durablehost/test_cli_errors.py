@@ -61,6 +61,10 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
         "bad_route": ["--app", str(_app(root, "bad_route", bad_route))],
         "port_in_use": ["--app", str(_app(root, "busy", GOOD_APP)), "--port", str(busy_port)],
         "invalid_port": ["--port", "99999"],
+        "commented_host_json": [
+            "--app",
+            str(_app(root, "commented", DURABLE_APP, '{"version": "2.0" /* note */}')),
+        ],
     }
     processes = {
         name: subprocess.Popen(
@@ -87,6 +91,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
 
 
 IMPORT_ERROR_APP = "import azure.functions as func\n\nraise_me = 1 / 0\n"
+DURABLE_APP = "import azure.durable_functions as df\napp = df.DFApp()\n"
 BAD_HUB_JSON = '{"version": "2.0", "extensions": {"durableTask": {"hubName": "a-b"}}}'
 
 
@@ -124,6 +129,10 @@ def test_module_without_function_app_object(outcomes: dict[str, Outcome]) -> Non
 def test_bad_host_json(outcomes: dict[str, Outcome]) -> None:
     _assert_clean_failure(outcomes["broken_host_json"], "host.json is not valid JSON")
     _assert_clean_failure(outcomes["bad_hub_name"], "hubName", "not a valid task hub name")
+
+
+def test_host_json_comments_break_the_durable_sdk(outcomes: dict[str, Outcome]) -> None:
+    _assert_clean_failure(outcomes["commented_host_json"], "has comments", "remove them")
 
 
 def test_bad_route_template_names_the_function(outcomes: dict[str, Outcome]) -> None:

@@ -56,6 +56,7 @@ def test_reads_prefix_hub_and_limits_with_comments(tmp_path: Path) -> None:
         max_concurrent_activities=3,
         max_concurrent_orchestrations=7,
         source=tmp_path / "host.json",
+        has_comments=True,
     )
 
 
