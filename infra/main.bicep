@@ -56,7 +56,7 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 var functionAppName = 'func-ops-${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
 
-resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
   location: location
   tags: tags
@@ -64,7 +64,7 @@ resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
 
 module identity 'modules/identity.bicep' = {
   name: 'identity'
-  scope: resourceGroup
+  scope: rg
   params: {
     name: 'id-ops-${resourceToken}'
     location: location
@@ -74,7 +74,7 @@ module identity 'modules/identity.bicep' = {
 
 module storage 'modules/storage.bicep' = {
   name: 'storage'
-  scope: resourceGroup
+  scope: rg
   params: {
     name: 'stops${resourceToken}'
     location: location
@@ -90,7 +90,7 @@ module storage 'modules/storage.bicep' = {
 // The roles the app's identity needs for AzureWebJobsStorage__* and the results container.
 module appStorageAccess 'modules/storage-access.bicep' = {
   name: 'app-storage-access'
-  scope: resourceGroup
+  scope: rg
   params: {
     storageAccountName: storage.outputs.name
     principalId: identity.outputs.principalId
@@ -101,7 +101,7 @@ module appStorageAccess 'modules/storage-access.bicep' = {
 // Lets the person who ran `azd up` read results and inspect the task hub.
 module developerStorageAccess 'modules/storage-access.bicep' = if (!empty(principalId)) {
   name: 'developer-storage-access'
-  scope: resourceGroup
+  scope: rg
   params: {
     storageAccountName: storage.outputs.name
     principalId: principalId
@@ -111,7 +111,7 @@ module developerStorageAccess 'modules/storage-access.bicep' = if (!empty(princi
 
 module monitoring 'modules/monitoring.bicep' = {
   name: 'monitoring'
-  scope: resourceGroup
+  scope: rg
   params: {
     logAnalyticsName: 'log-ops-${resourceToken}'
     applicationInsightsName: 'appi-ops-${resourceToken}'
@@ -123,7 +123,7 @@ module monitoring 'modules/monitoring.bicep' = {
 
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
-  scope: resourceGroup
+  scope: rg
   params: {
     name: functionAppName
     planName: 'plan-ops-${resourceToken}'
@@ -148,7 +148,7 @@ module functionApp 'modules/function-app.bicep' = {
 // azd stores these in the environment (`azd env get-values`); docs/deploy.md uses them.
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
-output AZURE_RESOURCE_GROUP string = resourceGroup.name
+output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
