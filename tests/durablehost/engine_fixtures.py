@@ -1,0 +1,190 @@
+"""Helpers for the engine tests: the sample app, a running engine on a real SQLite file,
+a clock the test moves forward, polling with deadlines, and the golden history shape.
+
+Plain helpers rather than conftest fixtures, so each test module says what it uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from durablehost.engine import DurableEngine
+from durablehost.history import EventType, HistoryEvent
+from durablehost.loader import FunctionIndex, load_app
+from durablehost.model import TERMINAL_STATUSES, InstanceStatus
+from durablehost.store import open_store
+
+__all__ = [
+    "SAMPLES_DIR",
+    "SteppingClock",
+    "drive_until_done",
+    "event_shape",
+    "finish",
+    "history_shape",
+    "probe",
+    "running_engine",
+    "samples_index",
+    "wait_until",
+]
+
+SAMPLES_DIR = Path(__file__).parent / "apps" / "engine_samples"
+
+
+@functools.cache
+def samples_index() -> FunctionIndex:
+    """The sample app, imported once per session.
+
+    Other test modules import their own `function_app`, which replaces the module in
+    sys.modules; the cached index keeps pointing at this app's functions and globals.
+    """
+    return load_app(SAMPLES_DIR)
+
+
+def probe(index: FunctionIndex | None = None) -> Any:
+    """The sample app's PROBE object (through an activity's globals, see samples_index)."""
+    index = index or samples_index()
+    return index.activities["say_hello"].user_function.__globals__["PROBE"]
+
+
+@asynccontextmanager
+async def running_engine(
+    hub: Path, index: FunctionIndex | None = None, **options: Any
+) -> AsyncIterator[DurableEngine]:
+    """A started DurableEngine on the SQLite task hub file `hub`; stopped and closed after."""
+    store = open_store(hub)
+    engine = DurableEngine(index or samples_index(), store, **options)
+    await engine.start()
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+        store.close()
+
+
+async def finish(engine: DurableEngine, instance_id: str, within: float = 15.0) -> InstanceStatus:
+    """Wait for the instance to reach a terminal state; fails the test if it does not."""
+    status = await engine.wait_for_completion(instance_id, within)
+    assert status is not None, f"instance {instance_id} vanished"
+    assert status.runtime_status in TERMINAL_STATUSES, (
+        f"instance {instance_id} still {status.runtime_status} after {within}s"
+    )
+    return status
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    within: float = 10.0,
+    what: str = "condition",
+) -> None:
+    """Poll `condition` (sync or async) until true; fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class SteppingClock:
+    """A clock that only moves when the test moves it (the engine's `clock=`).
+
+    With it, which events share an episode no longer depends on how fast threads run:
+    timers fire only when the test advances time, after everything else has settled.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.moment = start or datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance_to(self, moment: datetime) -> None:
+        """Move time forward (never back)."""
+        self.moment = max(self.moment, moment)
+
+    def advance(self, delta: timedelta) -> None:
+        """Move time forward by `delta`."""
+        self.moment += delta
+
+
+def _settled(engine: DurableEngine, clock: SteppingClock) -> datetime | bool | None:
+    """False while work can still happen at the current time; otherwise the next timer's
+    due time (None when nothing at all is pending)."""
+    if engine.store.pending_activities():
+        return False
+    due = [m.visible_at for m in engine.store.pending_messages()]
+    if any(moment is None or moment <= clock() for moment in due):
+        return False
+    return min((moment for moment in due if moment is not None), default=None)
+
+
+async def settle(engine: DurableEngine, clock: SteppingClock, within: float = 10.0) -> None:
+    """Wait until only future timers (or nothing) are left in the task hub."""
+    await wait_until(lambda: _settled(engine, clock) is not False, within, "the task hub to settle")
+
+
+async def drive_until_done(
+    engine: DurableEngine,
+    clock: SteppingClock,
+    instance_id: str,
+    *,
+    between_steps: Callable[[int], Awaitable[None]] | None = None,
+    within: float = 15.0,
+) -> InstanceStatus:
+    """Let the instance run, moving the clock to the next timer each time the hub
+    settles, until it finishes. `between_steps(step)` runs after each settle (e.g. to
+    raise an event at a precise point)."""
+    deadline = time.monotonic() + within
+    step = 0
+    while True:
+        await settle(engine, clock, max(deadline - time.monotonic(), 0.1))
+        if between_steps is not None:
+            await between_steps(step)
+            await settle(engine, clock, max(deadline - time.monotonic(), 0.1))
+        step += 1
+        status = await engine.get_status(instance_id)
+        assert status is not None
+        if status.runtime_status in TERMINAL_STATUSES:
+            return status
+        due = _settled(engine, clock)
+        if not isinstance(due, datetime):
+            raise AssertionError(f"{instance_id} is {status.runtime_status} with nothing due")
+        clock.advance_to(due)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{instance_id} did not finish in {within}s")
+
+
+def event_shape(event: HistoryEvent) -> dict[str, Any]:
+    """One event as the golden files write it: the type name and the ids and names that
+    say which task it is about; timestamps, payload details and generated ids left out."""
+    shape: dict[str, Any] = {"type": event.event_type.title}
+    if event.event_id != -1:
+        shape["id"] = event.event_id
+    if event.task_scheduled_id is not None:
+        shape["taskScheduledId"] = event.task_scheduled_id
+    if event.timer_id is not None:
+        shape["timerId"] = event.timer_id
+    if event.name is not None and event.event_type is not EventType.GENERIC_EVENT:
+        shape["name"] = event.name
+    return shape
+
+
+def history_shape(events: Sequence[HistoryEvent]) -> list[dict[str, Any]]:
+    """The golden shape of a whole history."""
+    return [event_shape(event) for event in events]
+
+
+def at(seconds: float) -> datetime:
+    """A fixed moment `seconds` after the golden histories' epoch."""
+    return datetime(2026, 1, 1, 12, 0, tzinfo=UTC) + timedelta(seconds=seconds)
