@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import stamina
 
 from tests.opsclient.scripted import Harness
+from tests.support.azurite import Azurite
+from tests.support.hostproc import run_host_process
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -21,3 +28,26 @@ def no_retry_backoff() -> Iterator[None]:
 def harness(request: pytest.FixtureRequest) -> Harness:
     """The same scripted exchange driven through OperationsClient and AsyncOperationsClient."""
     return Harness(request.param)
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    """The Function App on durablehost (real process) with real Azurite behind it."""
+
+    url: str
+
+
+@pytest.fixture(scope="module")
+def running_app(tmp_path_factory: pytest.TempPathFactory, azurite: Azurite) -> Iterator[RunningApp]:
+    """`python -m durablehost start --app <repo>` on a free port, for the e2e tests."""
+    tag = uuid.uuid4().hex[:10]
+    env = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        # Own containers, so nothing from the app's own tests is seen here.
+        "OPS_RESULTS_CONTAINER": f"opsclient-results-{tag}",
+        "OPS_STATE_CONTAINER": f"opsclient-state-{tag}",
+        "OPS_RETRY_AFTER_SECONDS": "1",
+    }
+    hub = tmp_path_factory.mktemp("opsclient-e2e") / "hub.sqlite3"
+    with run_host_process(REPO, hub=hub, env=env) as host:
+        yield RunningApp(host.url)
