@@ -149,6 +149,12 @@ def test_every_setting_without_a_default_is_set_in_azure(
         f"{FUNCTION_APP} does not set: {missing}. Set them in its appsettings, "
         "or give them a default."
     )
+    blank = [
+        setting.name
+        for setting in SETTINGS
+        if setting.default is None and app_settings.get(setting.name, "unset") in ("", None)
+    ]
+    assert not blank, f"{FUNCTION_APP} sets these to an empty literal: {blank}"
 
 
 def test_every_app_setting_in_bicep_is_read_by_the_app_or_the_platform(
