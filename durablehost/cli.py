@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from durablehost.errors import DurableHostError
+from durablehost.errors import AppLoadError, DurableHostError
 from durablehost.host import DurableHost, HostOptions
 
 __all__ = ["main"]
@@ -46,7 +46,7 @@ def _describe_failure(error: DurableHostError) -> str:
     """The error message, plus where in the user's code an import failed."""
     message = str(error)
     cause = error.__cause__
-    if cause is not None and cause.__traceback__ is not None:
+    if isinstance(error, AppLoadError) and cause is not None and cause.__traceback__ is not None:
         frames = traceback.extract_tb(cause.__traceback__)
         user_frames = [frame for frame in frames if "importlib" not in frame.filename]
         if user_frames:

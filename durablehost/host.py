@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,27 +212,31 @@ class DurableHost:
         from durablehost.store import open_store
 
         assert self.index is not None and self.config is not None
+        try:
+            routes = build_http_routes(self.index.http)
+        except RouteTemplateError as exc:
+            raise AppLoadError(str(exc)) from None
         self._executor = ThreadPoolExecutor(_worker_threads(), thread_name_prefix="function")
         invoker = FunctionInvoker(
             self._executor,
             function_directory=str(self.app_dir),
             client_binding=self._client_binding,
         )
-        try:
-            routes = build_http_routes(self.index.http)
-        except RouteTemplateError as exc:
-            raise AppLoadError(str(exc)) from None
         self.front = HttpFront(
             routes, route_prefix=self.config.route_prefix, invoker=invoker, keys=self.keys
         )
-        self._timers = TimerService(
-            self.index.timers,
-            invoker,
-            origin=lambda: self.url,
-            status_file=self._timer_status_file(),
-        )
-        assert self.hub_location is not None
-        self._store = open_store(self.hub_location)
+        try:
+            self._timers = TimerService(
+                self.index.timers,
+                invoker,
+                origin=lambda: self.url,
+                status_file=self._timer_status_file(),
+            )
+            assert self.hub_location is not None
+            self._store = _open_hub(open_store, self.hub_location)
+        except BaseException:
+            await self.stop()
+            raise
         try:
             self._engine = DurableEngine(
                 self.index,
@@ -296,6 +301,15 @@ class DurableHost:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
         await _close_sdk_session()
+
+
+def _open_hub(open_store: Any, location: str | Path) -> Any:
+    try:
+        return open_store(location)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(
+            f"cannot open the task hub {location}: {exc}; pass another --hub or delete the file"
+        ) from exc
 
 
 async def _close_sdk_session() -> None:

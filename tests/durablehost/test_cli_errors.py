@@ -49,6 +49,8 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     busy_port = taken.getsockname()[1]
+    garbage_hub = root / "garbage.sqlite3"
+    garbage_hub.write_text("not a database")
     bad_route = GOOD_APP.replace("route='ping'", "route='ping/{id:nosuch}'")
     cases: dict[str, list[str]] = {
         "help": ["--help"],
@@ -61,6 +63,12 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
         "bad_route": ["--app", str(_app(root, "bad_route", bad_route))],
         "port_in_use": ["--app", str(_app(root, "busy", GOOD_APP)), "--port", str(busy_port)],
         "invalid_port": ["--port", "99999"],
+        "garbage_hub": [
+            "--app",
+            str(_app(root, "garbage_hub_app", GOOD_APP)),
+            "--hub",
+            str(garbage_hub),
+        ],
         "commented_host_json": [
             "--app",
             str(_app(root, "commented", DURABLE_APP, '{"version": "2.0" /* note */}')),
@@ -141,6 +149,10 @@ def test_bad_route_template_names_the_function(outcomes: dict[str, Outcome]) -> 
 
 def test_port_in_use(outcomes: dict[str, Outcome]) -> None:
     _assert_clean_failure(outcomes["port_in_use"], "cannot listen on 127.0.0.1:", "--port")
+
+
+def test_unusable_hub_file(outcomes: dict[str, Outcome]) -> None:
+    _assert_clean_failure(outcomes["garbage_hub"], "cannot open the task hub", "--hub")
 
 
 def test_invalid_port_option(outcomes: dict[str, Outcome]) -> None:
