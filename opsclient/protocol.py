@@ -65,6 +65,7 @@ _IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE
 _OPERATIONS_PATH: Final = "api/operations"
 # Durable management URLs: .../instances/{id}, optionally followed by an action.
 _DURABLE_INSTANCE: Final = re.compile(r"^(?P<prefix>.*/instances/(?P<id>[^/?]+))(?:/.*)?$")
+_MONITOR_PATH: Final = re.compile(r"^(?:.*/)?api/operations/(?P<id>[^/]+)/?$")
 _MAX_REDIRECTS: Final = 5
 _MAX_KEY_LENGTH: Final = 255
 
@@ -194,7 +195,17 @@ class ClientCore:
         if not isinstance(target, str) or not target.strip():
             raise ConfigurationError(f"expected an Operation, a status URL or an id: {target!r}")
         if target.startswith(("http://", "https://")):
-            match = _DURABLE_INSTANCE.match(httpx.URL(target).path)
+            path = httpx.URL(target).path
+            if ours := _MONITOR_PATH.match(path):
+                # Our monitor by URL: it is also where cancel goes and next to the result.
+                monitor = str(httpx.URL(target).copy_with(query=None))
+                return Operation(
+                    status_url=target,
+                    id=ours["id"],
+                    operation_url=target,
+                    result_url=monitor.rstrip("/") + "/result",
+                )
+            match = _DURABLE_INSTANCE.match(path)
             return Operation(status_url=target, id=match["id"] if match else None)
         monitor = self.api_url(target)
         return Operation(

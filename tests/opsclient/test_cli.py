@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-from opsclient.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_REQUEST, EXIT_TIMEOUT, main
+from opsclient.cli import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_REQUEST,
+    EXIT_TIMEOUT,
+    main,
+)
 from tests.opsclient.fake_api import RunningFakeAPI, serve_fake_api
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +75,38 @@ def test_a_failing_operation_exits_1_with_the_servers_message(api: RunningFakeAP
     assert "partition 3 could not be generated" in done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize("cancel_on_interrupt", [True, False])
+def test_ctrl_c(api: RunningFakeAPI, cancel_on_interrupt: bool) -> None:
+    flags = ["--cancel-on-interrupt"] if cancel_on_interrupt else []
+    child = subprocess.Popen(
+        [sys.executable, "-m", "opsclient", "run", "slow", "--input", "{}", *flags],
+        cwd=REPO,
+        env={**os.environ, "OPSCLIENT_BASE_URL": api.url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not any(method == "GET" for method, _p, _h in api.state.requests):
+            assert time.monotonic() < deadline and child.poll() is None, "the CLI never polled"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        _out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == EXIT_INTERRUPTED
+    assert "Traceback" not in err
+    state = api.state.operations["op1"].state
+    if cancel_on_interrupt:
+        assert "canceled operation op1 on the server" in err
+        assert state == "Canceled"
+    else:
+        assert "keeps running" in err
+        assert state == "Running"
 
 
 # -- in process ------------------------------------------------------------------------------

@@ -397,4 +397,7 @@ def test_operation_references() -> None:
     assert by_id.poll_url == "http://app.test/api/operations/abc"
     assert by_id.result_url == "http://app.test/api/operations/abc/result"
     by_url = core.as_operation(DF)
-    assert (by_url.poll_url, by_url.id) == (DF, "abc")
+    assert (by_url.poll_url, by_url.id, by_url.operation_url) == (DF, "abc", None)
+    monitor = core.as_operation("http://other.test/api/operations/xyz")
+    assert (monitor.id, monitor.operation_url) == ("xyz", "http://other.test/api/operations/xyz")
+    assert monitor.result_url == "http://other.test/api/operations/xyz/result"
