@@ -30,6 +30,7 @@ from durablehost.errors import (
     InvalidInstanceStateError,
     UnknownFunctionError,
 )
+from durablehost.executor import SessionExecutor, execute_episode
 from durablehost.history import EventType, HistoryEvent
 from durablehost.invoke import ActivityFailure, invoke_activity
 from durablehost.loader import FunctionIndex
@@ -87,6 +88,7 @@ class DurableEngine:
         max_concurrent_orchestrations: int = 10,
         clock: Clock = system_clock,
         history_cache_size: int = 2048,
+        extended_sessions: bool = True,
     ) -> None:
         self.index = index
         self.store = store
@@ -110,6 +112,9 @@ class DurableEngine:
             max_workers=self.max_concurrent_activities, thread_name_prefix="activity"
         )
         self._started = False
+        # Extended sessions keep live orchestrators between episodes; off, every
+        # episode is a full replay (the SDK's own model). Both give identical results.
+        self._sessions = SessionExecutor() if extended_sessions else None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -187,6 +192,7 @@ class DurableEngine:
                 log.exception("episode of %s failed; retrying in %.0fs", instance_id, _RETRY_DELAY)
                 self._inbox.setdefault(instance_id, [])[:0] = messages
                 self._cache.pop(instance_id, None)
+                self._forget_session(instance_id)
                 self._busy.discard(instance_id)
                 asyncio.get_running_loop().call_later(_RETRY_DELAY, self._mark_ready, instance_id)
                 continue
@@ -210,9 +216,12 @@ class DurableEngine:
             now=self.clock(),
             orchestrators=self.index.orchestrators,
             activities=self.index.activities,
+            executor=self._sessions if self._sessions is not None else execute_episode,
         )
         new_messages, new_work = self.store.commit_episodes([plan.commit])
         record = plan.commit.instance
+        if plan.finished or plan.commit.replace_history:
+            self._forget_session(instance_id)
         if plan.finished:
             self._cache.pop(instance_id, None)
         else:
@@ -243,6 +252,10 @@ class DurableEngine:
         self._cache.move_to_end(instance_id)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+
+    def _forget_session(self, instance_id: str) -> None:
+        if self._sessions is not None:
+            self._sessions.forget(instance_id)
 
     def _forget_timers(self, instance_id: str, timer_ids: set[int]) -> None:
         kept = [
@@ -333,6 +346,7 @@ class DurableEngine:
         )
         message = self.store.create_instance(record, start)
         self._cache.pop(instance_id, None)
+        self._forget_session(instance_id)
         self._inbox.pop(instance_id, None)
         self._route(message)
         return instance_id
@@ -401,6 +415,7 @@ class DurableEngine:
         new_messages, new_work = self.store.commit_episodes(commits)
         for commit in commits:
             self._cache.pop(commit.instance.instance_id, None)
+            self._forget_session(commit.instance.instance_id)
         for message in new_messages:
             self._route(message)
         for work in new_work:
@@ -417,6 +432,7 @@ class DurableEngine:
     async def purge(self, instance_id: str) -> int:
         """Delete one instance entirely."""
         self._cache.pop(instance_id, None)
+        self._forget_session(instance_id)
         return 1 if self.store.delete_instance(instance_id) else 0
 
     async def purge_many(self, query: InstanceQuery) -> int:

@@ -11,9 +11,9 @@ JSON. The engine turns the result into history events and work items.
 
 from __future__ import annotations
 
-import json
 import traceback
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,21 +23,29 @@ from azure.durable_functions.models.actions.NoOpAction import NoOpAction
 from azure.durable_functions.models.DurableOrchestrationContext import (
     DurableOrchestrationContext,
 )
+from azure.durable_functions.models.history.HistoryEvent import HistoryEvent as SdkHistoryEvent
 from azure.durable_functions.models.Task import AtomicTask, RetryAbleTask, TaskBase, TimerTask
 from azure.durable_functions.models.TaskOrchestrationExecutor import TaskOrchestrationExecutor
+from azure.durable_functions.models.utils.df_serialization import df_dumps
 
 from durablehost.history import EventType, HistoryEvent
 from durablehost.wire.orchestration import (
     ActionRecord,
     ActionType,
-    OrchestratorState,
     decode_action,
-    decode_state,
     encode_context,
+    encode_event,
     state_from_exception_message,
 )
 
-__all__ = ["EpisodeOutcome", "NewTask", "TaskKind", "execute_episode", "retry_delay"]
+__all__ = [
+    "EpisodeOutcome",
+    "NewTask",
+    "SessionExecutor",
+    "TaskKind",
+    "execute_episode",
+    "retry_delay",
+]
 
 # Task kinds the host schedules for an orchestrator.
 TaskKind = str
@@ -99,70 +107,195 @@ def execute_episode(
     the ids of tasks already scheduled (so only new ones are returned); `now` is only
     used to compute retry-timer due times.
     """
+    outcome, _ = _replay(
+        orchestrator,
+        instance_id=instance_id,
+        input_json=input_json,
+        parent_instance_id=parent_instance_id,
+        history=history,
+        scheduled_ids=scheduled_ids,
+        now=now,
+        orchestrator_name=orchestrator_name,
+    )
+    return outcome
+
+
+@dataclass(slots=True)
+class _Session:
+    orchestrator: Callable[..., Any]
+    context: DurableOrchestrationContext
+    runner: TaskOrchestrationExecutor
+    processed: int
+    anchor: tuple[EventType, datetime]
+
+
+class SessionExecutor:
+    """Extended sessions: keep each instance's live orchestrator between episodes.
+
+    The SDK replays the whole history on every episode (O(N^2) for N sequential
+    tasks). Here the context, executor and suspended generator of an instance stay in
+    memory after an episode, and the next episode only feeds them its new events,
+    through the very code path a full replay uses (`process_event`). Without a live
+    session (first episode, after a restart, after eviction) it falls back to a full
+    replay, with identical results. The engine calls `forget` whenever an instance's
+    history is replaced or it finishes.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def forget(self, instance_id: str) -> None:
+        """Drop the live session of an instance (its history changed or it ended)."""
+        self._sessions.pop(instance_id, None)
+
+    def __call__(
+        self,
+        orchestrator: Callable[..., Any],
+        *,
+        instance_id: str,
+        input_json: str | None,
+        parent_instance_id: str | None,
+        history: Sequence[HistoryEvent],
+        scheduled_ids: set[int],
+        now: datetime,
+        orchestrator_name: str,
+    ) -> EpisodeOutcome:
+        """Same contract as `execute_episode`."""
+        session = self._sessions.pop(instance_id, None)
+        if session is not None and self._fits(session, orchestrator, history):
+            outcome = _continue(session, history, scheduled_ids, now, orchestrator_name)
+        else:
+            outcome, session = _replay(
+                orchestrator,
+                instance_id=instance_id,
+                input_json=input_json,
+                parent_instance_id=parent_instance_id,
+                history=history,
+                scheduled_ids=scheduled_ids,
+                now=now,
+                orchestrator_name=orchestrator_name,
+            )
+        if not outcome.is_done:
+            session.processed = len(history)
+            self._sessions[instance_id] = session
+            while len(self._sessions) > self.capacity:
+                self._sessions.popitem(last=False)
+        return outcome
+
+    @staticmethod
+    def _fits(
+        session: _Session, orchestrator: Callable[..., Any], history: Sequence[HistoryEvent]
+    ) -> bool:
+        return (
+            session.orchestrator is orchestrator
+            and 0 < session.processed < len(history)
+            and (history[0].event_type, history[0].timestamp) == session.anchor
+        )
+
+
+def _replay(
+    orchestrator: Callable[..., Any],
+    *,
+    instance_id: str,
+    input_json: str | None,
+    parent_instance_id: str | None,
+    history: Sequence[HistoryEvent],
+    scheduled_ids: set[int],
+    now: datetime,
+    orchestrator_name: str,
+) -> tuple[EpisodeOutcome, _Session]:
     fn = getattr(orchestrator, "orchestrator_function", None)
     if fn is None:
         raise TypeError(f"{orchestrator!r} is not a Durable Functions orchestrator handle")
-    sdk_history = [event for event in history if event.event_type not in _HOST_ONLY_EVENTS]
-    context_json = encode_context(
+    context = new_sdk_context(
+        orchestrator,
         instance_id=instance_id,
-        history=sdk_history,
         input_json=input_json,
         parent_instance_id=parent_instance_id,
-        is_replaying=False,
+        history=history,
     )
-    context = DurableOrchestrationContext(**context_json)
-    context._input_expected_type = getattr(orchestrator, "_df_input_type", None)
     runner = TaskOrchestrationExecutor()
-    state: OrchestratorState
+    raised: Exception | None = None
     with warnings.catch_warnings():
         # The SDK warns for every event raised before the orchestrator waits for it
         # ("Potential duplicate Task completion"): that is normal buffering here.
         warnings.simplefilter("ignore")
         try:
-            state = decode_state(runner.execute(context, context.histories, fn))
+            runner.execute(context, context.histories, fn)
         except Exception as exc:
-            embedded = state_from_exception_message(str(exc))
-            detail = "".join(traceback.format_exception(exc.__cause__ or exc))
-            message = embedded.error if embedded and embedded.error else str(exc)
-            outcome = EpisodeOutcome(is_done=True)
-            outcome.failure = (
-                f"Orchestrator function '{orchestrator_name}' failed: {message}",
-                detail,
-            )
-            if embedded is not None:
-                outcome.custom_status = _dump(embedded.custom_status)
-            return outcome
-    return _outcome(state, context, scheduled_ids, now, orchestrator_name)
+            raised = exc
+    outcome = _outcome(runner, context, raised, scheduled_ids, now, orchestrator_name)
+    anchor = (history[0].event_type, history[0].timestamp)
+    return outcome, _Session(orchestrator, context, runner, len(history), anchor)
 
 
-# Suspend/resume are the host's business; the SDK does not expect them in its history.
-_HOST_ONLY_EVENTS = frozenset({EventType.EXECUTION_SUSPENDED, EventType.EXECUTION_RESUMED})
-
-
-def _outcome(
-    state: OrchestratorState,
-    context: DurableOrchestrationContext,
+def _continue(
+    session: _Session,
+    history: Sequence[HistoryEvent],
     scheduled_ids: set[int],
     now: datetime,
     orchestrator_name: str,
 ) -> EpisodeOutcome:
-    outcome = EpisodeOutcome(is_done=False, custom_status=_dump(state.custom_status))
-    if state.error is not None:
-        # Output that is not JSON-serialisable: the SDK reports isDone with an error.
+    runner, context = session.runner, session.context
+    runner._is_processing_new_events = True
+    raised: Exception | None = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            for event in history[session.processed :]:
+                if event.event_type in _HOST_ONLY_EVENTS:
+                    continue
+                sdk = sdk_event(event)
+                context._histories.append(sdk)
+                runner.process_event(sdk)
+                if runner.has_execution_completed:
+                    break
+        except Exception as exc:
+            raised = exc
+    return _outcome(runner, context, raised, scheduled_ids, now, orchestrator_name)
+
+
+def _outcome(
+    runner: TaskOrchestrationExecutor,
+    context: DurableOrchestrationContext,
+    raised: Exception | None,
+    scheduled_ids: set[int],
+    now: datetime,
+    orchestrator_name: str,
+) -> EpisodeOutcome:
+    """Read the episode's verdict from the SDK runner, as get_orchestrator_state_str
+    does, without serialising every action since the start (O(N) per episode)."""
+    outcome = EpisodeOutcome(is_done=False)
+    custom_status = context.custom_status
+    if custom_status:  # the SDK leaves a falsy custom status out of its state
+        outcome.custom_status = _dumps(custom_status)
+    error = runner.exception or _user_error(raised)
+    output_json: str | None = None
+    if error is None and runner.orchestration_invocation_succeeded and runner.output is not None:
+        try:
+            output_json = _dumps(runner.output)
+        except Exception as exc:  # not JSON-serialisable: the SDK fails the orchestration
+            error = exc
+    if error is not None:
         outcome.is_done = True
-        outcome.failure = (f"Orchestrator function '{orchestrator_name}' failed: {state.error}", "")
+        message = str(error) or str(type(error))
+        detail = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        outcome.failure = (f"Orchestrator function '{orchestrator_name}' failed: {message}", detail)
         return outcome
-    if state.is_done:
+    if runner.orchestration_invocation_succeeded:
         outcome.is_done = True
-        continue_as_new = [a for a in state.actions if a.action_type == ActionType.CONTINUE_AS_NEW]
-        if context.will_continue_as_new and continue_as_new:
+        if context.will_continue_as_new:
             outcome.continued_as_new = True
-            outcome.continue_as_new_input = continue_as_new[-1].input
+            outcome.continue_as_new_input = _continue_as_new_input(context)
             outcome.buffered_event_names = frozenset(
                 key for key in context.deferred_tasks if isinstance(key, str)
             )
         else:
-            outcome.output = _dump(state.output)
+            outcome.output = output_json
         return outcome
     for task in _open_atomic_tasks(context):
         if not isinstance(task.id, int):
@@ -176,6 +309,93 @@ def _outcome(
             outcome.new_tasks.append(new_task)
     outcome.new_tasks.sort(key=lambda item: item.task_id)
     return outcome
+
+
+def _user_error(raised: Exception | None) -> Exception | None:
+    # get_orchestrator_state_str re-raises the user's exception wrapped with the state
+    # JSON, and runner.exception already holds it. Anything else is an SDK-level
+    # failure (e.g. a history it cannot replay) and fails the instance with its message.
+    if raised is None:
+        return None
+    cause = raised.__cause__
+    if state_from_exception_message(str(raised)) is not None and isinstance(cause, Exception):
+        return cause
+    return raised
+
+
+def _continue_as_new_input(context: DurableOrchestrationContext) -> str | None:
+    for action in reversed(context._action_payload_v2):
+        data = action.to_json()
+        if data.get("actionType") == ActionType.CONTINUE_AS_NEW:
+            return decode_action(data).input
+    return None
+
+
+# Suspend/resume are the host's business; the SDK does not expect them in its history.
+_HOST_ONLY_EVENTS = frozenset({EventType.EXECUTION_SUSPENDED, EventType.EXECUTION_RESUMED})
+
+
+
+def sdk_event(event: HistoryEvent) -> SdkHistoryEvent:
+    """The SDK's HistoryEvent for one of ours, without re-parsing the timestamp.
+
+    The SDK's constructor parses every Timestamp with dateutil (~100 us each, on every
+    replay); this sets the same attributes from `encode_event`'s dict directly.
+    """
+    data = encode_event(event)
+    sdk = SdkHistoryEvent.__new__(SdkHistoryEvent)
+    sdk._event_type = data.pop("EventType")
+    sdk._event_id = data.pop("EventId")
+    sdk._is_played = data.pop("IsPlayed")
+    data.pop("Timestamp")
+    # Our timestamps are aware UTC datetimes. The SDK's dateutil parse would give an
+    # equal instant with another tzinfo; str() of both ends in +00:00, so
+    # current_utc_datetime and new_guid come out the same.
+    sdk._timestamp = event.timestamp
+    sdk._is_processed = False
+    sdk.Name = sdk.InstanceId = sdk.TaskScheduledId = sdk.Reason = sdk.Details = None
+    sdk.Input = None
+    for key, value in data.items():
+        setattr(sdk, key, value)
+    return sdk
+
+
+def new_sdk_context(
+    orchestrator: Callable[..., Any],
+    *,
+    instance_id: str,
+    input_json: str | None,
+    parent_instance_id: str | None,
+    history: Sequence[HistoryEvent],
+) -> DurableOrchestrationContext:
+    """A DurableOrchestrationContext over `history`, built as the SDK's handle builds it
+    from the context JSON, but with pre-built events (see sdk_event)."""
+    events = [sdk_event(e) for e in history if e.event_type not in _HOST_ONLY_EVENTS]
+    started = next(e for e in events if e.event_type == EventType.ORCHESTRATOR_STARTED)
+    # Construct with just the first OrchestratorStarted (one parse), then hand the
+    # context the full pre-built list.
+    context_json = encode_context(
+        instance_id=instance_id,
+        history=[],
+        input_json=input_json,
+        parent_instance_id=parent_instance_id,
+        is_replaying=False,
+    )
+    context_json["history"] = [
+        {
+            "EventType": int(EventType.ORCHESTRATOR_STARTED),
+            "EventId": -1,
+            "IsPlayed": False,
+            "Timestamp": "2000-01-01T00:00:00Z",
+        }
+    ]
+    context = DurableOrchestrationContext(**context_json)
+    context._histories = events
+    context.decision_started_event = started
+    context._current_utc_datetime = started.timestamp
+    context._version = context._extract_version_from_history(events)
+    context._input_expected_type = getattr(orchestrator, "_df_input_type", None)
+    return context
 
 
 def _open_atomic_tasks(context: DurableOrchestrationContext) -> list[AtomicTask]:
@@ -235,8 +455,9 @@ def retry_delay(retry_options: dict[str, Any], attempts_made: int) -> timedelta:
     return timedelta(milliseconds=millis)
 
 
-def _dump(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+def _dumps(value: Any) -> str:
+    # The SDK's own serialiser, so custom objects (to_json/from_json) round-trip as on Azure.
+    return str(df_dumps(value))
 
 
 def describe_task(task: TaskBase) -> str:
