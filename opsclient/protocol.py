@@ -295,7 +295,11 @@ class ClientCore:
         status_url = link("statusQueryGetUri") or (
             resolve_url(spec.url, location) if location else None
         )
-        operation_url = link("operationUri")
+        # Azure-style APIs name their status monitor in an Operation-Location header.
+        monitor_header = response.headers.get("operation-location")
+        operation_url = link("operationUri") or (
+            resolve_url(spec.url, monitor_header) if monitor_header else None
+        )
         if status_url is None and operation_url is None:
             raise ProtocolError(
                 f"POST {spec.url} answered {code} with neither a Location header nor a "

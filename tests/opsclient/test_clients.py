@@ -129,6 +129,19 @@ def test_start_with_only_durable_urls_polls_the_durable_status(harness: Harness)
     assert harness.clock.sleeps == [0.5]  # Retry-After: 0 raised to the floor
 
 
+def test_start_finds_the_monitor_in_operation_location(harness: Harness) -> None:
+    answer = reply(
+        202,
+        {"id": "abc"},
+        headers={"Location": DURABLE_STATUS, "Operation-Location": MONITOR_PATH},
+    )
+    script = Script(("POST", "/api/operations/report", answer))
+    operation = harness.call(script, "start", "report", {})
+    assert operation.poll_url == f"{BASE}{MONITOR_PATH}"
+    assert operation.status_url == DURABLE_STATUS
+    assert operation.retry_after is None
+
+
 def test_generic_pattern_with_relative_location_and_302(harness: Harness) -> None:
     script = Script(
         ("GET", "/jobs/1", reply(202, headers={"Location": "/jobs/1/status"})),
