@@ -300,7 +300,8 @@ async def _start(
             operation_id=operation_id,
             callback_url=callback_url,
             api_base=links.api_base,
-            api_query=links.query,
+            # Never the caller's function key: the receiver is a third party.
+            api_query="",
             attempts=0,
             next_attempt_at=now,
             created_at=now,

@@ -83,9 +83,9 @@ def parse_json_body(body: bytes, content_type: str | None, max_bytes: int) -> An
         ) from None
 
 
-def _accept_ranges(accept: str) -> list[tuple[str, float, int]]:
-    ranges: list[tuple[str, float, int]] = []
-    for position, item in enumerate(accept.split(",")):
+def _accept_ranges(accept: str) -> list[tuple[str, float]]:
+    ranges: list[tuple[str, float]] = []
+    for item in accept.split(","):
         parts = [p.strip() for p in item.split(";")]
         media = parts[0].lower()
         if not media:
@@ -97,29 +97,39 @@ def _accept_ranges(accept: str) -> list[tuple[str, float, int]]:
                     quality = float(param[2:])
                 except ValueError:
                     quality = 0.0
-        ranges.append((media, quality, position))
+        ranges.append((media, quality))
     return ranges
 
 
 def choose_media_type(accept: str | None, available: list[str]) -> str | None:
     """The available type the Accept header prefers (first available if none given), or
-    None when nothing acceptable is available (answer 406)."""
+    None when nothing acceptable is available (answer 406).
+
+    As RFC 9110 section 12.5.1: a type's quality is that of the most specific range
+    matching it (`text/csv;q=0, */*` excludes CSV); ties go to the server's order.
+    """
     if not available:
         return None
     if not accept or not accept.strip():
         return available[0]
-    best: tuple[float, int, int] | None = None
+    ranges = _accept_ranges(accept)
+    best: tuple[float, int] | None = None
     chosen: str | None = None
     for index, media_type in enumerate(available):
         main = media_type.split("/", 1)[0]
-        for media, quality, position in _accept_ranges(accept):
-            if media in (media_type, f"{main}/*", "*/*") and quality > 0:
-                # Specific ranges beat wildcards, then quality, then the server's order.
-                specificity = 2 if media == media_type else (1 if media != "*/*" else 0)
-                rank = (quality, specificity, -index)
-                if best is None or rank > best:
-                    best, chosen = rank, media_type
-                _ = position
+        matches = [
+            (2 if media == media_type else (1 if media == f"{main}/*" else 0), quality)
+            for media, quality in ranges
+            if media in (media_type, f"{main}/*", "*/*")
+        ]
+        if not matches:
+            continue
+        quality = max(matches)[1]
+        if quality <= 0:
+            continue
+        rank = (quality, -index)
+        if best is None or rank > best:
+            best, chosen = rank, media_type
     return chosen
 
 

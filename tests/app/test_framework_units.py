@@ -231,6 +231,9 @@ def test_json_bodies_are_checked_for_size_media_type_and_syntax() -> None:
         ("*/*", "application/json"),
         ("application/json;q=0.5, text/csv", "text/csv"),
         ("text/csv;q=0, */*", "application/json"),
+        ("application/json;q=0, */*", "text/csv"),
+        ("text/csv, application/json", "application/json"),
+        ("application/*;q=0.2, text/csv;q=0.1", "application/json"),
         ("image/png", None),
     ],
 )
