@@ -4,7 +4,10 @@ same port and hub, SIGTERM exits cleanly, start-up output and keys."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import pytest
 from tests.support.hostproc import HostStartError, run_host_process
 
 APPS = Path(__file__).parent / "apps"
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
 
@@ -88,3 +92,44 @@ def test_start_failure_raises_with_the_log(tmp_path: Path) -> None:
     (tmp_path / "function_app.py").write_text("raise RuntimeError('broken on purpose')\n")
     with pytest.raises(HostStartError, match="broken on purpose"), run_host_process(tmp_path):
         pass
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal is Linux-only")
+def test_host_dies_with_the_test_process(tmp_path: Path) -> None:
+    (tmp_path / "function_app.py").write_text(
+        "import azure.functions as func\napp = func.FunctionApp()\n"
+    )
+    driver = (
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from tests.support.hostproc import run_host_process\n"
+        f"with run_host_process({str(tmp_path)!r}) as host:\n"
+        "    print(host.pid, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        host_pid = int(parent.stdout.readline())
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(host_pid):
+            assert time.monotonic() < deadline, "the host outlived its test process"
+            time.sleep(0.05)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purpose (its parent is gone; init reaps it).
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -20,7 +20,8 @@ What it does:
 - writes stdout and stderr to one log file (never a pipe, so a chatty host cannot block);
   `logs()` returns it, and when the `with` block fails the log is printed to stderr so
   pytest shows it with the failure;
-- on exit stops the process with SIGTERM, then SIGKILL after `stop_timeout` seconds.
+- on exit stops the process with SIGTERM, then SIGKILL after `stop_timeout` seconds; on
+  Linux the host is also SIGKILLed if the test process itself dies.
 
 `HostProcess` gives `.url`, `.port`, `.pid`, `.hub`, `.kill()` (SIGKILL and reap),
 `.stop()` (SIGTERM and wait; returns the exit code), `.start()` (start again on the same
@@ -150,6 +151,7 @@ class HostProcess:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         deadline = time.monotonic() + self._start_timeout
         while time.monotonic() < deadline:
@@ -215,6 +217,15 @@ class HostProcess:
             self._log.close()
             self._log = None
         return code
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it if the test process dies, so a crashed or
+    killed pytest run leaves no host behind holding ports and hub files."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _accepts(port: int) -> bool:
