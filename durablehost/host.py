@@ -30,6 +30,7 @@ from durablehost.config import (
     apply_settings,
     load_host_config,
     load_local_settings,
+    resolve_app_setting,
 )
 from durablehost.errors import AppLoadError, ConfigError
 from durablehost.http_front import MAX_BODY_BYTES, HttpFront, build_http_routes
@@ -39,7 +40,7 @@ from durablehost.loader import FunctionIndex, load_app
 from durablehost.model import TaskHubClient
 from durablehost.routes import RouteTemplateError
 from durablehost.timers import TimerService
-from durablehost.wire.client import WEBHOOK_PATH, client_binding_json
+from durablehost.wire.client import DEFAULT_CONNECTION, WEBHOOK_PATH, client_binding_json
 
 __all__ = ["STATE_DIR_NAME", "DurableHost", "HostOptions", "default_hub_path"]
 
@@ -185,6 +186,7 @@ class DurableHost:
             Path(self.hub_location).parent.mkdir(parents=True, exist_ok=True)
         if self.options.enforce_keys:
             self.keys = load_or_create_keys(self.app_dir / STATE_DIR_NAME)
+        self._warn_about_other_hubs()
 
     def _client_binding(self, origin: str, binding: Any) -> str:
         assert self.config is not None
@@ -193,8 +195,22 @@ class DurableHost:
         return client_binding_json(
             origin,
             self.config.hub_name,
+            getattr(binding, "connection_name", None) or DEFAULT_CONNECTION,
             rpc_base_url=f"{self.url}{WEBHOOK_PATH}/",
         )
+
+    def _warn_about_other_hubs(self) -> None:
+        assert self.index is not None and self.config is not None
+        for info in [*self.index.http, *self.index.timers]:
+            binding = info.binding_of_type("durableClient")
+            task_hub = getattr(binding, "task_hub", None)
+            if task_hub and resolve_app_setting(task_hub) != self.config.hub_name:
+                log.warning(
+                    "%s's durable client names task hub %r; durablehost serves one hub, %r",
+                    info.function_name,
+                    task_hub,
+                    self.config.hub_name,
+                )
 
     def _timer_status_file(self) -> Path | None:
         location = str(self.hub_location)
