@@ -521,12 +521,10 @@ def _progress_from(value: Any) -> Progress | None:
     """Progress from a monitor `progress` object or a Durable `customStatus`, if it has any."""
     if not isinstance(value, dict):
         return None
-    if isinstance(value.get("progress"), dict | int | float) and not isinstance(
-        value.get("progress"), bool
-    ):
-        nested = value["progress"]
-        if isinstance(nested, dict):
-            return _progress_from(nested)
+    nested = value.get("progress")
+    if isinstance(nested, dict):
+        return _progress_from(nested)
+    if _number(nested) is not None:
         value = {**value, "fraction": nested}
     fraction = _number(value.get("fraction"))
     if fraction is None and (percent := _number(value.get("percentComplete"))) is not None:

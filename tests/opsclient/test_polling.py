@@ -173,6 +173,29 @@ def test_durable_unknown_runtime_status_is_a_protocol_error() -> None:
     assert "Exploded" in str(step.error)
 
 
+@pytest.mark.parametrize(
+    ("custom_status", "expected"),
+    [
+        ({"fraction": 0.5, "message": "3 of 6 partitions"}, Progress(0.5, "3 of 6 partitions")),
+        ({"progress": {"fraction": 0.2}}, Progress(0.2, None)),
+        ({"progress": 0.7, "message": "m"}, Progress(0.7, "m")),
+        ({"completed": 1, "total": 4}, Progress(0.25, None)),
+        ({"percentComplete": 150}, Progress(1.0, None)),
+        ({"message": "warming up"}, Progress(None, "warming up")),
+        ({"stage": "copy"}, None),
+        ("just text", None),
+    ],
+)
+def test_progress_is_read_from_common_custom_status_shapes(
+    custom_status: Any, expected: Progress | None
+) -> None:
+    body = {"runtimeStatus": "Running", "customStatus": custom_status}
+    step = observe(StatusPoller(DF), response(202, body))
+    assert step.status.progress == expected
+    assert step.status.custom_status == custom_status
+    assert step.progress_changed  # custom status counts even without progress
+
+
 # -- our operations monitor ----------------------------------------------------------------
 
 
