@@ -50,6 +50,14 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
+_SCHEDULING_EVENTS = frozenset(
+    {
+        EventType.TASK_SCHEDULED,
+        EventType.TIMER_CREATED,
+        EventType.SUB_ORCHESTRATION_INSTANCE_CREATED,
+    }
+)
+
 # Seconds before an episode that raised inside the host is tried again.
 _RETRY_DELAY = 1.0
 
@@ -63,6 +71,7 @@ def system_clock() -> datetime:
 class _CachedInstance:
     record: InstanceRecord
     history: list[HistoryEvent]
+    scheduled_ids: set[int] | None = None
 
 
 @dataclass(order=True, slots=True)
@@ -217,6 +226,7 @@ class DurableEngine:
             orchestrators=self.index.orchestrators,
             activities=self.index.activities,
             executor=self._sessions if self._sessions is not None else execute_episode,
+            scheduled_ids=cached.scheduled_ids,
         )
         new_messages, new_work = self.store.commit_episodes([plan.commit])
         record = plan.commit.instance
@@ -225,7 +235,12 @@ class DurableEngine:
         if plan.finished:
             self._cache.pop(instance_id, None)
         else:
-            self._remember(instance_id, _CachedInstance(record, plan.history))
+            scheduled = cached.scheduled_ids
+            if scheduled is None or plan.commit.replace_history:
+                scheduled = None  # rebuilt by the planner from the history next time
+            else:
+                scheduled.update(plan.new_scheduled_ids)
+            self._remember(instance_id, _CachedInstance(record, plan.history, scheduled))
         if plan.held:
             self._inbox.setdefault(instance_id, [])[:0] = plan.held
         if plan.commit.canceled_timer_ids:
@@ -245,7 +260,9 @@ class DurableEngine:
         record = self.store.get_instance(instance_id)
         if record is None:
             return None
-        return _CachedInstance(record, self.store.get_history(instance_id))
+        history = self.store.get_history(instance_id)
+        scheduled = {e.event_id for e in history if e.event_type in _SCHEDULING_EVENTS}
+        return _CachedInstance(record, history, scheduled)
 
     def _remember(self, instance_id: str, cached: _CachedInstance) -> None:
         self._cache[instance_id] = cached

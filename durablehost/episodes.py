@@ -41,6 +41,7 @@ class EpisodePlan:
     held: list[Message] = field(default_factory=list)
     history: list[HistoryEvent] = field(default_factory=list)
     finished: bool = False
+    new_scheduled_ids: list[int] = field(default_factory=list)
 
 
 Executor = Callable[..., EpisodeOutcome]
@@ -60,8 +61,14 @@ def plan_episode(
     orchestrators: dict[str, FunctionInfo],
     activities: dict[str, FunctionInfo],
     executor: Executor = execute_episode,
+    scheduled_ids: set[int] | None = None,
 ) -> EpisodePlan:
-    """Plan the episode for `record` given the messages waiting for it."""
+    """Plan the episode for `record` given the messages waiting for it.
+
+    `history` is the instance's stored history (events already marked played);
+    `scheduled_ids`, when the caller keeps it, is the set of task ids scheduled in it
+    (saves a scan of the whole history per episode).
+    """
     current = [m for m in messages if m.execution_id in (None, record.execution_id)]
     stale_ids = [m.message_id for m in messages if m not in current]
     if record.status in TERMINAL_STATUSES:
@@ -112,8 +119,19 @@ def plan_episode(
         return EpisodePlan(commit=commit, history=list(history))
     started = HistoryEvent(EventType.ORCHESTRATOR_STARTED, now)
     episode = [started, *control, *new_events]
+    if scheduled_ids is None:
+        scheduled_ids = {e.event_id for e in history if e.event_type in _SCHEDULING_EVENTS}
     return _run(
-        record, history, episode, consumed, regular, now, orchestrators, activities, executor
+        record,
+        history,
+        episode,
+        consumed,
+        regular,
+        now,
+        orchestrators,
+        activities,
+        executor,
+        scheduled_ids,
     )
 
 
@@ -127,9 +145,10 @@ def _run(
     orchestrators: dict[str, FunctionInfo],
     activities: dict[str, FunctionInfo],
     executor: Executor,
+    scheduled_ids: set[int],
 ) -> EpisodePlan:
     info = orchestrators.get(record.name)
-    full = [*(event.played() for event in history), *episode]
+    full = [*history, *episode]
     if info is None:
         outcome = EpisodeOutcome(
             is_done=True,
@@ -147,7 +166,7 @@ def _run(
             input_json=record.input,
             parent_instance_id=record.parent_instance_id,
             history=full,
-            scheduled_ids={e.event_id for e in full if e.event_type in _SCHEDULING_EVENTS},
+            scheduled_ids=scheduled_ids,
             now=now,
             orchestrator_name=record.name,
         )
@@ -207,8 +226,14 @@ def _run(
         if notice is not None:
             commit.messages.append(notice)
     commit.instance = instance
-    commit.history = appended
-    return EpisodePlan(commit=commit, history=[*full, *appended[len(episode) :]], finished=finished)
+    # Stored as played: every later replay sees them as old events.
+    commit.history = [event.played() for event in appended]
+    return EpisodePlan(
+        commit=commit,
+        history=[*history, *commit.history],
+        finished=finished,
+        new_scheduled_ids=[e.event_id for e in appended if e.event_type in _SCHEDULING_EVENTS],
+    )
 
 
 def _schedule(
