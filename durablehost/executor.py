@@ -335,7 +335,6 @@ def _continue_as_new_input(context: DurableOrchestrationContext) -> str | None:
 _HOST_ONLY_EVENTS = frozenset({EventType.EXECUTION_SUSPENDED, EventType.EXECUTION_RESUMED})
 
 
-
 def sdk_event(event: HistoryEvent) -> SdkHistoryEvent:
     """The SDK's HistoryEvent for one of ours, without re-parsing the timestamp.
 
