@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
+from azure.core.exceptions import AzureError
 
 from operations.blobstore import BlobStore, tombstone_blob_name, webhook_blob_name
 from operations.errors import (
     FieldProblem,
     IdempotencyConflictError,
     InputValidationError,
+    StorageConfigurationError,
     UnknownKindError,
 )
 from operations.idempotency import IdempotencyStore, check_key, request_fingerprint
@@ -55,6 +59,8 @@ from operations.validation import BooleanField, InputSchema, StringField, check_
 from operations.webhooks import WebhookEntry
 
 __all__ = ["bp"]
+
+log = logging.getLogger(__name__)
 
 bp = df.Blueprint()
 
@@ -134,6 +140,30 @@ def _status_of(status: Any, kind: OperationKind, links: OperationLinks) -> dict[
     )
 
 
+async def _answer(handling: Awaitable[func.HttpResponse]) -> func.HttpResponse:
+    """Run a handler; failures of what it depends on leave as problem+json, not a bare 500."""
+    try:
+        return await handling
+    except StorageConfigurationError as error:
+        return problem(500, "storage-not-configured", f"The app cannot reach storage: {error}.")
+    except AzureError as error:
+        log.warning("blob storage failed: %s", error)
+        return problem(
+            503,
+            "storage-unavailable",
+            "Blob storage did not answer; nothing was changed, retry later.",
+            headers={"Retry-After": "5"},
+        )
+    except Exception as error:
+        # The durable client raises bare Exception for any unexpected runtime answer.
+        log.exception("request failed")
+        return problem(
+            500,
+            "internal-error",
+            f"The request failed inside the app ({type(error).__name__}); retry later.",
+        )
+
+
 # ------------------------------------------------------------------------------ routes
 
 
@@ -146,10 +176,10 @@ async def operation_item(
     name = req.route_params.get("name", "")
     method = req.method.upper()
     if method == "POST":
-        return await start_operation(req, client, name)
+        return await _answer(start_operation(req, client, name))
     if method == "DELETE":
-        return await cancel_operation(req, client, name)
-    return await get_operation(req, client, name)
+        return await _answer(cancel_operation(req, client, name))
+    return await _answer(get_operation(req, client, name))
 
 
 @bp.route(route="operations/{name}/result", methods=["GET"])
@@ -158,7 +188,7 @@ async def operation_result(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     """The result of a Succeeded operation, from Blob storage."""
-    return await get_result(req, client, req.route_params.get("name", ""))
+    return await _answer(get_result(req, client, req.route_params.get("name", "")))
 
 
 @bp.route(route="operations/{name}/approve", methods=["POST"])
@@ -167,7 +197,7 @@ async def operation_approve(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     """Send the `approve` event to a waiting approval operation."""
-    return await approve_operation(req, client, req.route_params.get("name", ""))
+    return await _answer(approve_operation(req, client, req.route_params.get("name", "")))
 
 
 @bp.route(route="operations", methods=["GET"])
@@ -176,7 +206,7 @@ async def operation_list(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     """List operations, newest first, with continuation."""
-    return await list_operations(req, client)
+    return await _answer(list_operations(req, client))
 
 
 # ------------------------------------------------------------------------------ start

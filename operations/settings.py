@@ -54,6 +54,11 @@ SETTINGS: tuple[Setting, ...] = (
         "operations and the webhook outbox.",
     ),
     Setting(
+        "OPS_STORAGE_RETRIES",
+        "3",
+        "Retries of a failed Blob storage call (1 s, 3 s, 5 s apart) before it fails.",
+    ),
+    Setting(
         "OPS_MAX_REQUEST_BYTES",
         "65536",
         "Largest accepted start-request body, in bytes; bigger bodies answer 413.",

@@ -160,3 +160,21 @@ def test_running_operations_do_not_expire(expiring_host: AppHost) -> None:
     assert status.status_code == 200
     assert status.json()["status"] == "Running"
     expiring_host.http.delete(running["operationUri"])
+
+
+# ------------------------------------------------------------------- storage down
+
+
+def test_storage_down_gives_problems_and_failed_operations(tmp_path: Path) -> None:
+    dead = Azurite(blob_port=free_port())  # nothing listens there
+    with run_app_host(tmp_path, dead, OPS_STORAGE_RETRIES="0") as host:
+        keyed = host.start("report", {"rows": 10}, **{"Idempotency-Key": "k-storage-down"})
+        assert keyed.status_code == 503
+        assert keyed.headers["Content-Type"] == "application/problem+json"
+        assert keyed.headers["Retry-After"]
+
+        started = host.start("report", {"rows": 10, "partitions": 1})
+        assert started.status_code == 202
+        final = host.wait_for(json_of(started)["id"], timeout=30)
+        assert final["status"] == "Failed"
+        assert final["error"]["detail"]
