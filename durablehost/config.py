@@ -20,9 +20,11 @@ from durablehost.errors import ConfigError
 __all__ = [
     "DEFAULT_HUB_NAME",
     "DEFAULT_ROUTE_PREFIX",
+    "DISABLED_SETTING",
     "HostConfig",
     "LocalSettings",
     "apply_settings",
+    "is_disabled",
     "load_host_config",
     "load_local_settings",
     "resolve_app_setting",
@@ -36,6 +38,8 @@ _DEFAULT_CONCURRENCY = 10 * (os.cpu_count() or 1)
 # also rely on them to make the hub name a safe file name.
 _HUB_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,44}$")
 _SETTING_REF_RE = re.compile(r"%([^%]+)%")
+# `AzureWebJobs.<function name>.Disabled` = true turns a function off, as in the real host.
+DISABLED_SETTING = "AzureWebJobs.{name}.Disabled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,8 @@ class LocalSettings:
 
     values: Mapping[str, str] = field(default_factory=dict)
     local_http_port: int | None = None
+    cors_origins: tuple[str, ...] = ()  # Host.CORS, split on commas; "*" allows any
+    cors_credentials: bool = False  # Host.CORSCredentials
     source: Path | None = None
 
 
@@ -230,7 +236,29 @@ def load_local_settings(app_dir: Path) -> LocalSettings:
             port = int(raw_port)
         except (TypeError, ValueError):
             raise ConfigError(f"{path.name} Host.LocalHttpPort must be a port number") from None
-    return LocalSettings(values=values, local_http_port=port, source=path)
+    cors = host.get("CORS") if isinstance(host, dict) else None
+    if cors is not None and not isinstance(cors, str):
+        raise ConfigError(
+            f'{path.name} Host.CORS must be a string like "*" or "https://a,https://b"'
+        )
+    origins = tuple(
+        origin.strip().rstrip("/") for origin in (cors or "").split(",") if origin.strip()
+    )
+    credentials = bool(isinstance(host, dict) and host.get("CORSCredentials") is True)
+    return LocalSettings(
+        values=values,
+        local_http_port=port,
+        cors_origins=origins,
+        cors_credentials=credentials,
+        source=path,
+    )
+
+
+def is_disabled(function_name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the app setting `AzureWebJobs.<name>.Disabled` turns this function off."""
+    env = os.environ if environ is None else environ
+    value = env.get(DISABLED_SETTING.format(name=function_name), "")
+    return value.strip().lower() in ("true", "1")
 
 
 def apply_settings(

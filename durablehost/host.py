@@ -28,12 +28,13 @@ from durablehost.config import (
     HostConfig,
     LocalSettings,
     apply_settings,
+    is_disabled,
     load_host_config,
     load_local_settings,
     resolve_app_setting,
 )
 from durablehost.errors import AppLoadError, ConfigError
-from durablehost.http_front import MAX_BODY_BYTES, HttpFront, build_http_routes
+from durablehost.http_front import MAX_BODY_BYTES, HttpFront, build_http_routes, cors_middleware
 from durablehost.invocation import FunctionInvoker
 from durablehost.keys import FunctionKeys, load_or_create_keys
 from durablehost.loader import FunctionIndex, load_app
@@ -228,8 +229,9 @@ class DurableHost:
         from durablehost.store import open_store
 
         assert self.index is not None and self.config is not None
+        http_functions = [info for info in self.index.http if not is_disabled(info.function_name)]
         try:
-            routes = build_http_routes(self.index.http)
+            routes = build_http_routes(http_functions)
         except RouteTemplateError as exc:
             raise AppLoadError(str(exc)) from None
         self._executor = ThreadPoolExecutor(_worker_threads(), thread_name_prefix="function")
@@ -243,7 +245,7 @@ class DurableHost:
         )
         try:
             self._timers = TimerService(
-                self.index.timers,
+                [info for info in self.index.timers if not is_disabled(info.function_name)],
                 invoker,
                 origin=lambda: self.url,
                 status_file=self._timer_status_file(),
@@ -261,7 +263,15 @@ class DurableHost:
                 max_concurrent_activities=self.config.max_concurrent_activities,
                 max_concurrent_orchestrations=self.config.max_concurrent_orchestrations,
             )
-            app = web.Application(client_max_size=MAX_BODY_BYTES)
+            assert self.settings is not None
+            middlewares = []
+            if self.settings.cors_origins:
+                middlewares.append(
+                    cors_middleware(
+                        self.settings.cors_origins, credentials=self.settings.cors_credentials
+                    )
+                )
+            app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
             add_management_routes(app, self._engine, hub_name=self.config.hub_name)
             self.front.install(app)
             await self._engine.start()

@@ -18,6 +18,7 @@ from typing import Any
 
 import azure.functions as func
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from azure.functions.http import HttpRequest as WorkerHttpRequest
 from multidict import CIMultiDict
 
@@ -31,6 +32,7 @@ __all__ = [
     "HttpFront",
     "HttpFunctionRoute",
     "build_http_routes",
+    "cors_middleware",
     "problem_response",
 ]
 
@@ -65,6 +67,43 @@ class HttpFunctionRoute:
         """The path as `func start` prints it (template placeholders kept)."""
         parts = [part for part in (route_prefix, self.template.template) if part]
         return "/" + "/".join(parts)
+
+
+def cors_middleware(origins: Sequence[str], *, credentials: bool = False) -> Middleware:
+    """CORS as `func start` applies `Host.CORS` / `Host.CORSCredentials` of
+    local.settings.json: to every route, preflights answered by the host itself."""
+    allow_any = "*" in origins
+    allowed = frozenset(origin.rstrip("/") for origin in origins)
+
+    @web.middleware
+    async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is None or not (allow_any or origin.rstrip("/") in allowed):
+            return await handler(request)
+        # With credentials the origin must be echoed: browsers reject "*" then.
+        headers = {
+            "Access-Control-Allow-Origin": origin if credentials or not allow_any else "*",
+            "Vary": "Origin",
+        }
+        if credentials:
+            headers["Access-Control-Allow-Credentials"] = "true"
+        requested_method = request.headers.get("Access-Control-Request-Method")
+        if request.method == "OPTIONS" and requested_method:
+            headers["Access-Control-Allow-Methods"] = requested_method
+            requested_headers = request.headers.get("Access-Control-Request-Headers")
+            if requested_headers:
+                headers["Access-Control-Allow-Headers"] = requested_headers
+            headers["Access-Control-Max-Age"] = "86400"
+            return web.Response(status=204, headers=headers)
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            error.headers.update(headers)
+            raise
+        response.headers.update(headers)
+        return response
+
+    return cors
 
 
 def _methods_of(trigger: Any) -> frozenset[str] | None:

@@ -12,6 +12,7 @@ from durablehost.config import (
     HostConfig,
     LocalSettings,
     apply_settings,
+    is_disabled,
     load_host_config,
     load_local_settings,
     resolve_app_setting,
@@ -159,3 +160,28 @@ def test_bad_keys_file(tmp_path: Path) -> None:
     _write(tmp_path / "keys.json", "nope")
     with pytest.raises(ConfigError, match="delete it to get new keys"):
         load_or_create_keys(tmp_path)
+
+
+def test_cors_settings(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "local.settings.json",
+        json.dumps(
+            {
+                "Values": {},
+                "Host": {"CORS": "https://a.com/, https://b.com", "CORSCredentials": True},
+            }
+        ),
+    )
+    settings = load_local_settings(tmp_path)
+    assert settings.cors_origins == ("https://a.com", "https://b.com")
+    assert settings.cors_credentials is True
+    _write(tmp_path / "local.settings.json", json.dumps({"Host": {"CORS": ["*"]}}))
+    with pytest.raises(ConfigError, match=r"Host\.CORS must be a string"):
+        load_local_settings(tmp_path)
+
+
+def test_disabled_setting() -> None:
+    assert is_disabled("f", {"AzureWebJobs.f.Disabled": "True"})
+    assert is_disabled("f", {"AzureWebJobs.f.Disabled": "1"})
+    assert not is_disabled("f", {"AzureWebJobs.f.Disabled": "false"})
+    assert not is_disabled("f", {})

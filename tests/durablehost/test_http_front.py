@@ -228,3 +228,9 @@ async def test_keys_enforced_for_function_and_admin_levels() -> None:
 
 async def test_keys_not_enforced_by_default(served: Front) -> None:
     assert (await served.http.get("/api/admin-only")).text == "admin level ok"
+
+
+async def test_route_and_query_values_are_percent_decoded(served: Front) -> None:
+    assert (await served.http.get("/api/hello/J%C3%BCrgen")).text == "Hello, Jürgen!"
+    assert (await served.http.get("/api/hello?name=a%20b")).text == "Hello, a b!"
+    assert (await served.http.get("/API/Hello/x")).text == "Hello, x!"
