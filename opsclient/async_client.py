@@ -21,7 +21,7 @@ import stamina
 from opsclient.clock import Clock, SystemClock
 from opsclient.errors import OperationTimeout, OpsClientError, WaitCanceled
 from opsclient.model import Operation, OperationStatus
-from opsclient.polling import Done, PollingPolicy, StatusPoller, Stop, interpret_status
+from opsclient.polling import Done, PollingPolicy, StatusPoller, Stop, interpret_status, redact
 from opsclient.protocol import (
     ClientCore,
     Inline,
@@ -116,7 +116,7 @@ class AsyncOperationsClient:
         )
         async with self._exchange(spec) as response:
             operation = self._core.read_start(response, spec, self._clock.wall())
-        log.info("started %s operation %s", kind, operation.id or operation.status_url)
+        log.info("started %s operation %s", kind, operation.id or redact(operation.status_url))
         return operation
 
     async def get(self, operation: OperationRef) -> OperationStatus:
@@ -158,11 +158,16 @@ class AsyncOperationsClient:
                     if inspect.isawaitable(outcome):
                         await outcome
                 if isinstance(step, Done):
-                    log.info("operation %s succeeded", step.status.id or poller.url)
+                    log.info("operation %s succeeded", step.status.id or redact(poller.url))
                     return step.status
                 if isinstance(step, Stop):
                     raise step.error
-                log.debug("%s is %s; next poll in %.2fs", poller.url, step.status.state, step.delay)
+                log.debug(
+                    "%s is %s; next poll in %.2fs",
+                    redact(poller.url),
+                    step.status.state,
+                    step.delay,
+                )
                 if await clock.sleep_async(step.delay, cancel):
                     raise WaitCanceled("wait canceled by the caller", step.status)
         except (WaitCanceled, OperationTimeout, asyncio.CancelledError):
@@ -249,7 +254,7 @@ class AsyncOperationsClient:
         spec = self._core.raise_event_request(self._core.as_operation(operation), name, data)
         async with self._exchange(spec) as response:
             self._core.read_control(response, spec, f"raise event {name!r}")
-        log.info("raised %s on %s: %s", name, spec.url, describe(data))
+        log.info("raised %s on %s: %s", name, redact(spec.url), describe(data))
 
     # -- I/O -------------------------------------------------------------------------------
 
@@ -281,7 +286,7 @@ class AsyncOperationsClient:
                 _REMOTE_CANCEL_GRACE,
             )
         except (OpsClientError, TimeoutError) as exc:
-            log.warning("could not cancel %s on the server: %s", handle.poll_url, exc)
+            log.warning("could not cancel %s on the server: %s", redact(handle.poll_url), exc)
 
     @contextlib.asynccontextmanager
     async def _exchange(
@@ -297,7 +302,7 @@ class AsyncOperationsClient:
                 and self._core.sends_credentials(spec.url)
             ):
                 await response.aclose()
-                log.info("401 from %s: refreshing the token once", spec.url)
+                log.info("401 from %s: refreshing the token once", redact(spec.url))
                 token = await self._refreshed_token(generation)
                 response = await self._send(spec, token, stream)
             yield response
@@ -321,7 +326,7 @@ class AsyncOperationsClient:
         request = self._http.build_request(
             spec.method, spec.url, params=spec.params, headers=headers, content=content
         )
-        log.debug("%s %s", spec.method, request.url)
+        log.debug("%s %s", spec.method, redact(str(request.url)))
         try:
             response = await self._http.send(request, stream=stream)
             transient = self._core.transient_error(response, spec, self._clock.wall())

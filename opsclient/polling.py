@@ -47,6 +47,7 @@ __all__ = [
     "interpret_status",
     "outcome_error",
     "parse_retry_after",
+    "redact",
     "resolve_url",
     "status_from_body",
 ]
@@ -80,6 +81,9 @@ _MONITOR_STATES: Final = {
 }
 
 _BODY_EXCERPT: Final = 300
+# Query parameters that carry secrets: Durable status URLs hold the system key in `code`,
+# blob SAS URLs their signature in `sig`. Messages and logs show them masked.
+_SECRET_PARAMS: Final = frozenset({"code", "sig", "token", "access_token", "api-key", "apikey"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +221,7 @@ def _freeze(value: Any) -> Any:
 
 
 def _timeout_error(status: OperationStatus) -> OperationTimeout:
-    name = f"operation {status.id}" if status.id else f"the operation at {status.url}"
+    name = f"operation {status.id}" if status.id else f"the operation at {redact(status.url)}"
     return OperationTimeout(
         f"timed out waiting for {name}: still {status.state.value} "
         "(it keeps running on the server unless canceled)",
@@ -227,7 +231,7 @@ def _timeout_error(status: OperationStatus) -> OperationTimeout:
 
 def outcome_error(status: OperationStatus) -> OpsClientError | None:
     """The error a finished-but-not-succeeded status turns into, or None on success."""
-    name = f"operation {status.id}" if status.id else f"the operation at {status.url}"
+    name = f"operation {status.id}" if status.id else f"the operation at {redact(status.url)}"
     if status.state is RunState.FAILED:
         error = status.error or {}
         detail = error.get("detail") or error.get("title") or "no details given"
@@ -237,6 +241,21 @@ def outcome_error(status: OperationStatus) -> OpsClientError | None:
         reason = f": {status.output}" if isinstance(status.output, str) and status.output else ""
         return OperationCanceled(f"{name} was {how}{reason}", status)
     return None
+
+
+def redact(url: str) -> str:
+    """`url` fit for messages and logs: secret query values (`code=`, `sig=`...) masked."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return url
+    if not any(k.lower() in _SECRET_PARAMS for k in parsed.params):
+        return url
+    masked = [
+        (k, "REDACTED" if k.lower() in _SECRET_PARAMS else v)
+        for k, v in parsed.params.multi_items()
+    ]
+    return str(parsed.copy_with(params=masked))
 
 
 def resolve_url(base: str, reference: str) -> str:
@@ -291,7 +310,8 @@ def decode_json(response: httpx.Response, url: str, *, required: bool = False) -
     if not content.strip():
         if required:
             raise ProtocolError(
-                f"{url} answered {response.status_code} with an empty body where JSON was expected",
+                f"{redact(url)} answered {response.status_code} with an empty body where JSON "
+                "was expected",
                 url=url,
             )
         return None
@@ -299,7 +319,7 @@ def decode_json(response: httpx.Response, url: str, *, required: bool = False) -
         return json.loads(content)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(
-            f"{url} answered {response.status_code} with malformed JSON ({exc}); "
+            f"{redact(url)} answered {response.status_code} with malformed JSON ({exc}); "
             f"body starts: {_excerpt(response)!r}",
             url=url,
         ) from None
@@ -350,7 +370,7 @@ def error_for_response(response: httpx.Response, url: str, method: str = "GET") 
     elif response.content.strip():
         problem["detail"] = _excerpt(response)
     detail = problem.get("detail") or problem.get("title")
-    message = f"{method} {url} answered {code}: {detail}"
+    message = f"{method} {redact(url)} answered {code}: {detail}"
     if isinstance(problem.get("errors"), list | dict):
         message += f" ({json.dumps(problem['errors'], default=str)[:_BODY_EXCERPT]})"
     error_type = {
@@ -405,7 +425,7 @@ def status_from_body(
     if str(body.get("status", "")).lower() in _MONITOR_STATES:
         return _monitor_status(http_status, location, url, body)
     raise ProtocolError(
-        f"{url}: expected an operation status with `status` or `runtimeStatus`, got keys "
+        f"{redact(url)}: expected an operation status with `status` or `runtimeStatus`, got keys "
         f"{sorted(body)[:10]}",
         url=url,
     )
@@ -415,7 +435,9 @@ def _durable_status(http_status: int, url: str, body: Mapping[str, Any]) -> Oper
     runtime_status = body.get("runtimeStatus")
     state = _DURABLE_STATES.get(str(runtime_status))
     if state is None:
-        raise ProtocolError(f"{url} reports an unknown runtimeStatus {runtime_status!r}", url=url)
+        raise ProtocolError(
+            f"{redact(url)} reports an unknown runtimeStatus {runtime_status!r}", url=url
+        )
     output = body.get("output")
     error = None
     if state is RunState.FAILED:
@@ -489,7 +511,7 @@ def _generic_status(response: httpx.Response, url: str, body: Any) -> OperationS
         )
     if code in (302, 303):
         if not location:
-            raise ProtocolError(f"{url} answered {code} without a Location header", url=url)
+            raise ProtocolError(f"{redact(url)} answered {code} without a Location header", url=url)
         return OperationStatus(
             state=RunState.SUCCEEDED,
             dialect=Dialect.GENERIC,
@@ -511,7 +533,7 @@ def _generic_status(response: httpx.Response, url: str, body: Any) -> OperationS
             http_status=code,
         )
     raise ProtocolError(
-        f"{url} answered {code}, which no supported status protocol uses "
+        f"{redact(url)} answered {code}, which no supported status protocol uses "
         "(expected 200, 201, 202, 204, 302 or 303)",
         url=url,
     )

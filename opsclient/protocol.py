@@ -35,6 +35,7 @@ from opsclient.polling import (
     error_for_response,
     outcome_error,
     parse_retry_after,
+    redact,
     resolve_url,
     status_from_body,
 )
@@ -273,7 +274,7 @@ class ClientCore:
             raise error_for_response(response, spec.url, spec.method)
         if code not in (200, 201, 202):
             raise ProtocolError(
-                f"POST {spec.url} answered {code}; a start answers 202 Accepted",
+                f"POST {redact(spec.url)} answered {code}; a start answers 202 Accepted",
                 method=spec.method,
                 url=spec.url,
             )
@@ -302,7 +303,7 @@ class ClientCore:
         )
         if status_url is None and operation_url is None:
             raise ProtocolError(
-                f"POST {spec.url} answered {code} with neither a Location header nor a "
+                f"POST {redact(spec.url)} answered {code} with neither a Location header nor a "
                 "statusQueryGetUri: there is nothing to poll",
                 method=spec.method,
                 url=spec.url,
@@ -347,7 +348,7 @@ class ClientCore:
         if operation.result_url:
             return RequestSpec("GET", operation.result_url)
         raise ProtocolError(
-            f"operation {operation.id or operation.status_url} finished without a result "
+            f"operation {operation.id or redact(operation.status_url)} finished without a result "
             "or a result URL",
             url=operation.status_url,
         )
@@ -361,11 +362,13 @@ class ClientCore:
         location = response.headers.get("location")
         if not location:
             raise ProtocolError(
-                f"{spec.url} answered {response.status_code} without a Location header",
+                f"{redact(spec.url)} answered {response.status_code} without a Location header",
                 url=spec.url,
             )
         if hops >= _MAX_REDIRECTS:
-            raise ProtocolError(f"{spec.url}: more than {_MAX_REDIRECTS} redirects", url=spec.url)
+            raise ProtocolError(
+                f"{redact(spec.url)}: more than {_MAX_REDIRECTS} redirects", url=spec.url
+            )
         return spec.with_url(resolve_url(spec.url, location))
 
     def check_result(self, response: httpx.Response, spec: RequestSpec) -> None:
@@ -374,7 +377,8 @@ class ClientCore:
             raise error_for_response(response, spec.url, spec.method)
         if response.status_code not in (200, 203):
             raise ProtocolError(
-                f"GET {spec.url} answered {response.status_code} where the result was expected",
+                f"GET {redact(spec.url)} answered {response.status_code} where the result "
+                "was expected",
                 url=spec.url,
             )
 
@@ -392,8 +396,8 @@ class ClientCore:
         url = operation.terminate_url or _durable_action_url(operation.status_url, "terminate")
         if url is None:
             raise ConfigurationError(
-                f"no way to cancel {operation.status_url}: it is neither our operations API "
-                "nor a Durable Functions status URL"
+                f"no way to cancel {redact(operation.status_url)}: it is neither our "
+                "operations API nor a Durable Functions status URL"
             )
         if "{text}" in url:
             # Durable hands out terminatePostUri with a `reason={text}` placeholder.
@@ -423,8 +427,8 @@ class ClientCore:
                 )
             if derived is None:
                 raise ConfigurationError(
-                    f"no event URL for {operation.status_url}: start it with this client or "
-                    "pass the Operation holding its sendEventPostUri"
+                    f"no event URL for {redact(operation.status_url)}: start it with this "
+                    "client or pass the Operation holding its sendEventPostUri"
                 )
             url = derived
         # Raising an event twice delivers it twice: never retried.
@@ -472,11 +476,15 @@ class ClientCore:
                 (body[k] for k in ("value", "operations", "items", "instances") if k in body), None
             )
         if not isinstance(items, list):
-            raise ProtocolError(f"GET {spec.url}: expected a list of operations", url=spec.url)
+            raise ProtocolError(
+                f"GET {redact(spec.url)}: expected a list of operations", url=spec.url
+            )
         statuses = []
         for item in items:
             if not isinstance(item, dict):
-                raise ProtocolError(f"GET {spec.url}: list item is not an object", url=spec.url)
+                raise ProtocolError(
+                    f"GET {redact(spec.url)}: list item is not an object", url=spec.url
+                )
             item_id = item.get("id") or item.get("instanceId")
             url = self.api_url(str(item_id)) if item_id and self.base_url else spec.url
             statuses.append(status_from_body(item, url))
@@ -522,7 +530,7 @@ class ClientCore:
     def translate(self, exc: httpx.HTTPError, spec: RequestSpec) -> RequestError:
         """An httpx error translated at the boundary: httpx exceptions never leave opsclient."""
         reason = str(exc) or type(exc).__name__
-        where = f"{spec.method} {spec.url}"
+        where = f"{spec.method} {redact(spec.url)}"
         if isinstance(exc, httpx.DecodingError):
             return ProtocolError(
                 f"{where}: undecodable body: {reason}", method=spec.method, url=spec.url

@@ -20,7 +20,7 @@ import stamina
 from opsclient.clock import Clock, SystemClock
 from opsclient.errors import OperationTimeout, OpsClientError, WaitCanceled
 from opsclient.model import Operation, OperationStatus
-from opsclient.polling import Done, PollingPolicy, StatusPoller, Stop, interpret_status
+from opsclient.polling import Done, PollingPolicy, StatusPoller, Stop, interpret_status, redact
 from opsclient.protocol import (
     ClientCore,
     Inline,
@@ -117,7 +117,7 @@ class OperationsClient:
         )
         with self._exchange(spec) as response:
             operation = self._core.read_start(response, spec, self._clock.wall())
-        log.info("started %s operation %s", kind, operation.id or operation.status_url)
+        log.info("started %s operation %s", kind, operation.id or redact(operation.status_url))
         return operation
 
     def get(self, operation: OperationRef) -> OperationStatus:
@@ -156,11 +156,16 @@ class OperationsClient:
                 if step.progress_changed and on_progress is not None and step.status is not None:
                     on_progress(step.status)
                 if isinstance(step, Done):
-                    log.info("operation %s succeeded", step.status.id or poller.url)
+                    log.info("operation %s succeeded", step.status.id or redact(poller.url))
                     return step.status
                 if isinstance(step, Stop):
                     raise step.error
-                log.debug("%s is %s; next poll in %.2fs", poller.url, step.status.state, step.delay)
+                log.debug(
+                    "%s is %s; next poll in %.2fs",
+                    redact(poller.url),
+                    step.status.state,
+                    step.delay,
+                )
                 if clock.sleep(step.delay, cancel):
                     raise WaitCanceled("wait canceled by the caller", step.status)
         except (WaitCanceled, OperationTimeout, KeyboardInterrupt):
@@ -244,7 +249,7 @@ class OperationsClient:
         spec = self._core.raise_event_request(self._core.as_operation(operation), name, data)
         with self._exchange(spec) as response:
             self._core.read_control(response, spec, f"raise event {name!r}")
-        log.info("raised %s on %s: %s", name, spec.url, describe(data))
+        log.info("raised %s on %s: %s", name, redact(spec.url), describe(data))
 
     # -- I/O -------------------------------------------------------------------------------
 
@@ -272,7 +277,7 @@ class OperationsClient:
         try:
             self.cancel(handle, reason="wait stopped by the caller")
         except OpsClientError as exc:
-            log.warning("could not cancel %s on the server: %s", handle.poll_url, exc)
+            log.warning("could not cancel %s on the server: %s", redact(handle.poll_url), exc)
 
     @contextlib.contextmanager
     def _exchange(self, spec: RequestSpec, *, stream: bool = False) -> Iterator[httpx.Response]:
@@ -286,7 +291,7 @@ class OperationsClient:
                 and self._core.sends_credentials(spec.url)
             ):
                 response.close()
-                log.info("401 from %s: refreshing the token once", spec.url)
+                log.info("401 from %s: refreshing the token once", redact(spec.url))
                 token = self._refreshed_token(generation)
                 response = self._send(spec, token, stream)
             yield response
@@ -308,7 +313,7 @@ class OperationsClient:
         request = self._http.build_request(
             spec.method, spec.url, params=spec.params, headers=headers, content=content
         )
-        log.debug("%s %s", spec.method, request.url)
+        log.debug("%s %s", spec.method, redact(str(request.url)))
         try:
             response = self._http.send(request, stream=stream)
             transient = self._core.transient_error(response, spec, self._clock.wall())

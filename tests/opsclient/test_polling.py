@@ -343,6 +343,16 @@ def test_malformed_json_is_a_clear_protocol_error(body: bytes) -> None:
     assert MONITOR in str(step.error)
 
 
+def test_messages_do_not_leak_the_key_in_a_status_url() -> None:
+    secret_url = "http://app.test/runtime/webhooks/durabletask/instances/abc?taskHub=H&code=S3CRET"
+    answer = response(200, content=b"{oops", headers={"Content-Type": "application/json"})
+    step = observe(StatusPoller(secret_url), answer)
+    assert isinstance(step, Stop)
+    assert "S3CRET" not in str(step.error)
+    assert "code=REDACTED" in str(step.error)
+    assert isinstance(step.error, ProtocolError) and step.error.url == secret_url
+
+
 # -- deadline ------------------------------------------------------------------------------
 
 
