@@ -2,10 +2,11 @@
 
 Each scenario runs a sample orchestrator on the engine with a SteppingClock and one
 activity worker, so which events share an episode is fixed; the resulting history is
-compared with the checked-in golden JSON. Then the pure replay step (`execute_episode`)
-is run on the golden history itself, episode by episode: it must ask for exactly the
-tasks (ids, names) the golden history records next, cancel the timers it cancels, and
-end with the golden output.
+compared with the checked-in golden JSON, both with extended sessions (live
+orchestrators between episodes) and with a full replay on every episode. Then the
+pure replay step (`execute_episode`) is run on the golden history itself, episode by
+episode: it must ask for exactly the tasks (ids, names) the golden history records
+next, cancel the timers it cancels, and end with the golden output.
 
 Regenerate the files after a deliberate change with
 `DURABLEHOST_REGENERATE_GOLDEN=1 .venv/bin/pytest tests/durablehost/test_replay_golden.py`
@@ -209,13 +210,17 @@ def load_golden(name: str) -> dict[str, Any]:
     return data
 
 
-async def run_scenario(scenario: Scenario, hub: Path) -> tuple[list[dict[str, Any]], Any, str]:
+async def run_scenario(
+    scenario: Scenario, hub: Path, *, extended_sessions: bool = True
+) -> tuple[list[dict[str, Any]], Any, str]:
     """Run the scenario on a fresh engine; returns (golden history, output, status)."""
     calls = probe().calls
     for key in [key for key in calls if key.startswith("golden")]:
         del calls[key]
     clock = SteppingClock()
-    async with running_engine(hub, clock=clock, max_concurrent_activities=1) as engine:
+    async with running_engine(
+        hub, clock=clock, max_concurrent_activities=1, extended_sessions=extended_sessions
+    ) as engine:
         await engine.start_orchestration(
             scenario.orchestrator, json.dumps(scenario.input), INSTANCE_ID
         )
@@ -239,11 +244,14 @@ async def run_scenario(scenario: Scenario, hub: Path) -> tuple[list[dict[str, An
     return [golden_event(e) for e in status.history], output, status.runtime_status.value
 
 
+@pytest.mark.parametrize("sessions", [True, False], ids=["extended-sessions", "full-replay"])
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-async def test_engine_reproduces_golden_history(name: str, tmp_path: Path) -> None:
+async def test_engine_reproduces_golden_history(name: str, sessions: bool, tmp_path: Path) -> None:
     scenario = SCENARIOS[name]
-    history, output, status = await run_scenario(scenario, tmp_path / "hub.sqlite3")
-    if REGENERATE:
+    history, output, status = await run_scenario(
+        scenario, tmp_path / "hub.sqlite3", extended_sessions=sessions
+    )
+    if REGENERATE and sessions:
         document = {
             "why": scenario.why,
             "orchestrator": scenario.orchestrator,

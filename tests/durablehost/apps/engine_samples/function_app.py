@@ -340,21 +340,24 @@ def custom_status(context: df.DurableOrchestrationContext) -> Orchestration:
 
 @app.orchestration_trigger(context_name="context")
 def deterministic(context: df.DurableOrchestrationContext) -> Orchestration:
-    """Records what each step saw on every replay; returns the values of the last pass."""
+    """Records what each step saw, on every (re)play; returns the values of the last pass.
+    Between step 1 and 2 it waits for 'next', so a test can restart the engine there."""
     seen = []
     for step in range(3):
         observation = {
             "instance": context.instance_id,
             "step": step,
             "now": context.current_utc_datetime.isoformat(),
-            "uuid": str(context.new_uuid()),
+            "uuids": [str(context.new_uuid()), str(context.new_uuid())],
             "replaying": context.is_replaying,
         }
         with PROBE.lock:
             PROBE.observations.append(observation)
-        seen.append([observation["now"], observation["uuid"]])
-        if step < 2:
-            yield context.call_activity("say_hello", str(step))
+        seen.append([observation["now"], observation["uuids"]])
+        if step == 0:
+            yield context.call_activity("say_hello", "step 0")
+        elif step == 1:
+            yield context.wait_for_external_event("next")
     return seen
 
 
