@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -51,8 +52,8 @@ _DEVELOPMENT_STORAGE = (
     f"DefaultEndpointsProtocol=http;AccountName={_DEV_ACCOUNT};AccountKey={_DEV_KEY};"
     f"BlobEndpoint=http://127.0.0.1:10000/{_DEV_ACCOUNT};"
 )
-# Uploads above this go up in blocks of this size, so memory stays bounded.
-_BLOCK_SIZE = 4 * 1024 * 1024
+# The SDK logs every request's headers at INFO; keep the app's logs for the app.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
 
 def result_blob_name(operation_id: str, content_type: str) -> str:
