@@ -58,12 +58,6 @@ def _describe_failure(error: DurableHostError) -> str:
 
 
 async def _run(options: HostOptions) -> int:
-    host = DurableHost(options)
-    try:
-        await host.start()
-    except DurableHostError as error:
-        click.echo(f"durablehost: {_describe_failure(error)}", err=True)
-        return 1
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
 
@@ -75,12 +69,21 @@ async def _run(options: HostOptions) -> int:
         log.info("received %s, stopping", signal.Signals(signum).name)
         stopping.set()
 
+    # Installed before the start, so a signal during recovery also stops cleanly (and
+    # Ctrl+C never surfaces as a KeyboardInterrupt traceback).
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
-    click.echo(host.banner())
-    click.echo(f"\nHost started: {host.url} (Ctrl+C to stop)", nl=True)
-    sys.stdout.flush()
-    await stopping.wait()
+    host = DurableHost(options)
+    try:
+        await host.start()
+    except DurableHostError as error:
+        click.echo(f"durablehost: {_describe_failure(error)}", err=True)
+        return 1
+    if not stopping.is_set():
+        click.echo(host.banner())
+        click.echo(f"\nHost started: {host.url} (Ctrl+C to stop)")
+        sys.stdout.flush()
+        await stopping.wait()
     try:
         await asyncio.wait_for(host.stop(), _STOP_TIMEOUT_SECONDS)
     except TimeoutError:

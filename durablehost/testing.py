@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from durablehost.host import DurableHost, HostOptions
+from durablehost.keys import FunctionKeys
 from durablehost.model import TaskHubClient
 
 __all__ = ["RunningHost", "run_host"]
@@ -59,6 +60,11 @@ class RunningHost:
     def hub_location(self) -> str | Path:
         assert self.host.hub_location is not None
         return self.host.hub_location
+
+    @property
+    def keys(self) -> FunctionKeys | None:
+        """The keys in force (with enforce_keys=True), else None."""
+        return self.host.keys
 
     def function_url(self, function_name: str) -> str:
         """The URL of one HTTP function (route template placeholders left in)."""
