@@ -19,7 +19,7 @@ import httpx
 import stamina
 
 from opsclient.clock import Clock, SystemClock
-from opsclient.errors import OperationTimeout, OpsClientError, WaitCanceled
+from opsclient.errors import OperationTimeout, OpsClientError, RequestError, WaitCanceled
 from opsclient.model import Operation, OperationStatus
 from opsclient.polling import Done, PollingPolicy, StatusPoller, Stop, interpret_status, redact
 from opsclient.protocol import (
@@ -70,7 +70,9 @@ class AsyncOperationsClient:
         clock: Clock | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self._core = ClientCore(base_url, function_key=function_key)
+        self._core = ClientCore(
+            base_url, function_key=function_key, has_token=token_provider is not None
+        )
         self._polling = polling or PollingPolicy()
         self._retry = retry or RetryPolicy()
         self._retrying = stamina.AsyncRetryingCaller(**self._retry.stamina_options())
@@ -151,8 +153,18 @@ class AsyncOperationsClient:
             if first > 0 and await clock.sleep_async(first, cancel):
                 raise WaitCanceled("wait canceled by the caller")
             while True:
-                async with self._exchange(self._core.status_request(poller.url)) as response:
-                    step = poller.observe(response, now=clock.monotonic(), wall_now=clock.wall())
+                spec = self._core.status_request(poller.url)
+                try:
+                    async with self._exchange(
+                        spec, budget=poller.remaining(clock.monotonic())
+                    ) as response:
+                        step = poller.observe(
+                            response, now=clock.monotonic(), wall_now=clock.wall()
+                        )
+                except RequestError as failure:
+                    if (late := poller.timed_out(clock.monotonic())) is not None:
+                        raise late from failure
+                    raise
                 if step.progress_changed and on_progress is not None and step.status is not None:
                     outcome = on_progress(step.status)
                     if inspect.isawaitable(outcome):
@@ -290,11 +302,11 @@ class AsyncOperationsClient:
 
     @contextlib.asynccontextmanager
     async def _exchange(
-        self, spec: RequestSpec, *, stream: bool = False
+        self, spec: RequestSpec, *, stream: bool = False, budget: float | None = None
     ) -> AsyncIterator[httpx.Response]:
         """Send with retries; after a 401, refresh the token once and send again."""
         token, generation = await self._current_token()
-        response = await self._send(spec, token, stream)
+        response = await self._send(spec, token, stream, budget)
         try:
             if (
                 response.status_code == 401
@@ -304,16 +316,21 @@ class AsyncOperationsClient:
                 await response.aclose()
                 log.info("401 from %s: refreshing the token once", redact(spec.url))
                 token = await self._refreshed_token(generation)
-                response = await self._send(spec, token, stream)
+                response = await self._send(spec, token, stream, budget)
             yield response
         finally:
             await response.aclose()
 
-    async def _send(self, spec: RequestSpec, token: str | None, stream: bool) -> httpx.Response:
+    async def _send(
+        self, spec: RequestSpec, token: str | None, stream: bool, budget: float | None
+    ) -> httpx.Response:
         decide = functools.partial(
             retry_decision, retry_safe=self._core.retryable(spec), policy=self._retry
         )
-        return await self._retrying(decide, self._send_once, spec, token, stream)
+        retrying = self._retrying
+        if budget is not None:
+            retrying = stamina.AsyncRetryingCaller(**self._retry.stamina_options(budget))
+        return await retrying(decide, self._send_once, spec, token, stream)
 
     async def _send_once(
         self, spec: RequestSpec, token: str | None, stream: bool

@@ -156,6 +156,20 @@ class StatusPoller:
         self._unhinted_polls = 0
         self._last_seen: tuple[Any, ...] | None = None
 
+    def remaining(self, now: float) -> float | None:
+        """Seconds left before the deadline; None without one."""
+        return None if self.deadline is None else self.deadline - now
+
+    def timed_out(self, now: float) -> OperationTimeout | None:
+        """The timeout to raise instead of a request error once the deadline has passed.
+
+        A poll that failed (connection, 503s) at or after the deadline ends the wait as a
+        timeout, the failure chained as its cause.
+        """
+        if self.deadline is None or now < self.deadline:
+            return None
+        return _timeout_error(self.last_status, self.url)
+
     def first_delay(self, retry_after: float | None, *, now: float) -> float:
         """How long to wait before the first poll: the start answer's `Retry-After`, if any."""
         if retry_after is None:
@@ -183,7 +197,7 @@ class StatusPoller:
         if self.deadline is not None:
             remaining = self.deadline - now
             if remaining <= 0:
-                return Stop(_timeout_error(status), status, changed)
+                return Stop(_timeout_error(status, self.url), status, changed)
             # One last poll exactly at the deadline rather than giving up early.
             delay = min(delay, remaining)
         return Wait(self.url, delay, status, changed)
@@ -220,11 +234,14 @@ def _freeze(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _timeout_error(status: OperationStatus) -> OperationTimeout:
-    name = f"operation {status.id}" if status.id else f"the operation at {redact(status.url)}"
+def _timeout_error(status: OperationStatus | None, url: str) -> OperationTimeout:
+    if status is not None and status.id:
+        name = f"operation {status.id}"
+    else:
+        name = f"the operation at {redact(url)}"
+    state = f"still {status.state.value}" if status is not None else "no answer yet"
     return OperationTimeout(
-        f"timed out waiting for {name}: still {status.state.value} "
-        "(it keeps running on the server unless canceled)",
+        f"timed out waiting for {name}: {state} (it keeps running on the server unless canceled)",
         status,
     )
 

@@ -69,6 +69,7 @@ _DURABLE_INSTANCE: Final = re.compile(r"^(?P<prefix>.*/instances/(?P<id>[^/?]+))
 _MONITOR_PATH: Final = re.compile(r"^(?:.*/)?api/operations/(?P<id>[^/]+)/?$")
 _MAX_REDIRECTS: Final = 5
 _MAX_KEY_LENGTH: Final = 255
+_MIN_RETRY_BUDGET: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +89,19 @@ class RetryPolicy:
     wait_jitter: float = 1.0
     max_retry_after: float = 60.0
 
-    def stamina_options(self) -> dict[str, Any]:
-        """Keyword arguments for `stamina.RetryingCaller`."""
+    def stamina_options(self, budget: float | None = None) -> dict[str, Any]:
+        """Keyword arguments for `stamina.RetryingCaller`.
+
+        `budget` (seconds left of a wait) shortens the retry time so retries cannot stretch
+        a wait far past its own timeout; it never goes below a second, so the poll at the
+        deadline still gets a fair try.
+        """
+        timeout = self.timeout
+        if budget is not None:
+            timeout = max(_MIN_RETRY_BUDGET, min(self.timeout, budget))
         return {
             "attempts": self.attempts,
-            "timeout": self.timeout,
+            "timeout": timeout,
             "wait_initial": self.wait_initial,
             "wait_max": self.wait_max,
             "wait_jitter": self.wait_jitter,
@@ -171,9 +180,16 @@ def retry_decision(exc: Exception, *, retry_safe: bool, policy: RetryPolicy) -> 
 class ClientCore:
     """Requests and answers of the operations API, for both clients."""
 
-    def __init__(self, base_url: str | None, *, function_key: str | None = None) -> None:
+    def __init__(
+        self, base_url: str | None, *, function_key: str | None = None, has_token: bool = False
+    ) -> None:
         if base_url is not None and not base_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"base_url must be an http(s) URL, got {base_url!r}")
+        if base_url is None and (function_key or has_token):
+            # Credentials go only to base_url's origin; without one there is no safe place.
+            raise ConfigurationError(
+                "a function key or token needs base_url: they are sent to its origin only"
+            )
         self.base_url = base_url.rstrip("/") + "/" if base_url else None
         self.function_key = function_key
         self._origin = _origin(self.base_url) if self.base_url else None
@@ -219,9 +235,7 @@ class ClientCore:
         Status URLs and result redirects may point elsewhere (a blob SAS URL, another
         service); a key or token must not leak there.
         """
-        if self._origin is None:
-            return True
-        return _origin(url) == self._origin
+        return self._origin is not None and _origin(url) == self._origin
 
     def credential_headers(self, url: str, token: str | None) -> dict[str, str]:
         """The key and token headers due to a request to `url`."""

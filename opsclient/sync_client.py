@@ -18,7 +18,7 @@ import httpx
 import stamina
 
 from opsclient.clock import Clock, SystemClock
-from opsclient.errors import OperationTimeout, OpsClientError, WaitCanceled
+from opsclient.errors import OperationTimeout, OpsClientError, RequestError, WaitCanceled
 from opsclient.model import Operation, OperationStatus
 from opsclient.polling import Done, PollingPolicy, StatusPoller, Stop, interpret_status, redact
 from opsclient.protocol import (
@@ -71,7 +71,9 @@ class OperationsClient:
         clock: Clock | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self._core = ClientCore(base_url, function_key=function_key)
+        self._core = ClientCore(
+            base_url, function_key=function_key, has_token=token_provider is not None
+        )
         self._polling = polling or PollingPolicy()
         self._retry = retry or RetryPolicy()
         self._retrying = stamina.RetryingCaller(**self._retry.stamina_options())
@@ -151,8 +153,18 @@ class OperationsClient:
             if first > 0 and clock.sleep(first, cancel):
                 raise WaitCanceled("wait canceled by the caller")
             while True:
-                with self._exchange(self._core.status_request(poller.url)) as response:
-                    step = poller.observe(response, now=clock.monotonic(), wall_now=clock.wall())
+                spec = self._core.status_request(poller.url)
+                try:
+                    with self._exchange(
+                        spec, budget=poller.remaining(clock.monotonic())
+                    ) as response:
+                        step = poller.observe(
+                            response, now=clock.monotonic(), wall_now=clock.wall()
+                        )
+                except RequestError as failure:
+                    if (late := poller.timed_out(clock.monotonic())) is not None:
+                        raise late from failure
+                    raise
                 if step.progress_changed and on_progress is not None and step.status is not None:
                     on_progress(step.status)
                 if isinstance(step, Done):
@@ -280,10 +292,12 @@ class OperationsClient:
             log.warning("could not cancel %s on the server: %s", redact(handle.poll_url), exc)
 
     @contextlib.contextmanager
-    def _exchange(self, spec: RequestSpec, *, stream: bool = False) -> Iterator[httpx.Response]:
+    def _exchange(
+        self, spec: RequestSpec, *, stream: bool = False, budget: float | None = None
+    ) -> Iterator[httpx.Response]:
         """Send with retries; after a 401, refresh the token once and send again."""
         token, generation = self._current_token()
-        response = self._send(spec, token, stream)
+        response = self._send(spec, token, stream, budget)
         try:
             if (
                 response.status_code == 401
@@ -293,16 +307,21 @@ class OperationsClient:
                 response.close()
                 log.info("401 from %s: refreshing the token once", redact(spec.url))
                 token = self._refreshed_token(generation)
-                response = self._send(spec, token, stream)
+                response = self._send(spec, token, stream, budget)
             yield response
         finally:
             response.close()
 
-    def _send(self, spec: RequestSpec, token: str | None, stream: bool) -> httpx.Response:
+    def _send(
+        self, spec: RequestSpec, token: str | None, stream: bool, budget: float | None
+    ) -> httpx.Response:
         decide = functools.partial(
             retry_decision, retry_safe=self._core.retryable(spec), policy=self._retry
         )
-        return self._retrying(decide, self._send_once, spec, token, stream)
+        retrying = self._retrying
+        if budget is not None:
+            retrying = stamina.RetryingCaller(**self._retry.stamina_options(budget))
+        return retrying(decide, self._send_once, spec, token, stream)
 
     def _send_once(self, spec: RequestSpec, token: str | None, stream: bool) -> httpx.Response:
         headers = {**spec.headers, **self._core.credential_headers(spec.url, token)}

@@ -330,6 +330,23 @@ def test_a_server_that_never_finishes_is_polled_less_and_less(harness: Harness) 
     assert sum(sleeps) == pytest.approx(120)
 
 
+def test_polls_failing_at_the_deadline_end_as_a_timeout(harness: Harness) -> None:
+    script = Script(
+        ("GET", MONITOR_PATH, running(Retry_After="4")),
+        *[("GET", MONITOR_PATH, httpx.ConnectError("refused"))] * 5,
+    )
+    with pytest.raises(OperationTimeout) as caught:
+        harness.call(script, "wait", "abc", timeout=4)
+    assert isinstance(caught.value.__cause__, ConnectionFailed)
+    assert caught.value.status is not None and caught.value.status.state is RunState.RUNNING
+
+
+def test_polls_failing_before_the_deadline_are_connection_errors(harness: Harness) -> None:
+    script = Script(*[("GET", MONITOR_PATH, httpx.ConnectError("refused"))] * 5)
+    with pytest.raises(ConnectionFailed):
+        harness.call(script, "wait", "abc", timeout=60)
+
+
 # -- malformed answers ---------------------------------------------------------------------
 
 

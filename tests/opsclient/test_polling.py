@@ -412,6 +412,14 @@ def test_retry_decision_prefers_retry_after_on_429_and_503_within_a_cap() -> Non
     assert retry_decision(ValueError("bug"), retry_safe=True, policy=policy) is False
 
 
+def test_retries_inside_a_wait_are_bounded_by_what_is_left_of_it() -> None:
+    policy = RetryPolicy(timeout=60)
+    assert policy.stamina_options()["timeout"] == 60
+    assert policy.stamina_options(budget=10)["timeout"] == 10
+    assert policy.stamina_options(budget=600)["timeout"] == 60
+    assert policy.stamina_options(budget=0.01)["timeout"] == 1.0  # the last poll's fair try
+
+
 def test_credentials_only_go_to_the_apis_own_origin() -> None:
     core = ClientCore("https://app.test", function_key="KEY")
     assert core.credential_headers("https://app.test/api/x", "TOK") == {
@@ -422,6 +430,14 @@ def test_credentials_only_go_to_the_apis_own_origin() -> None:
     assert core.credential_headers("https://blob.test/r?sig=1", "TOK") == {}
     # A URL that already carries its own key keeps it and gets no header on top.
     assert core.credential_headers("https://app.test/x?code=OTHER", None) == {}
+
+
+def test_credentials_without_a_base_url_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="needs base_url"):
+        ClientCore(None, function_key="KEY")
+    with pytest.raises(ConfigurationError, match="needs base_url"):
+        ClientCore(None, has_token=True)
+    assert ClientCore(None).credential_headers("https://any.test/x", None) == {}
 
 
 def test_operation_references() -> None:
