@@ -7,9 +7,6 @@ different settings (a short TTL for expiry) cannot see each other's operations.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,7 +21,8 @@ import httpx
 import pytest
 
 from tests.support.azurite import Azurite
-from tests.support.ports import free_port, wait_for_port
+from tests.support.hostproc import HostProcess, run_host_process
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET = "test-webhook-secret"
@@ -38,6 +36,7 @@ class AppHost:
     url: str
     http: httpx.Client
     settings: dict[str, str]
+    process: HostProcess
 
     @property
     def api(self) -> str:
@@ -82,7 +81,6 @@ def run_app_host(tmp: Path, azurite: Azurite, **settings: str) -> Iterator[AppHo
     """`python -m durablehost start --app <repo>` on a free port until the block exits."""
     tag = uuid.uuid4().hex[:10]
     env = {
-        **os.environ,
         "AzureWebJobsStorage": azurite.connection_string,
         "OPS_RESULTS_CONTAINER": f"results-{tag}",
         "OPS_STATE_CONTAINER": f"state-{tag}",
@@ -93,43 +91,11 @@ def run_app_host(tmp: Path, azurite: Azurite, **settings: str) -> Iterator[AppHo
         "OPS_WEBHOOK_TIMEOUT_SECONDS": "2",
         **settings,
     }
-    port = free_port()
-    log_path = tmp / f"host-{tag}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "durablehost",
-                "start",
-                "--app",
-                str(REPO),
-                "--port",
-                str(port),
-                "--hub",
-                str(tmp / f"hub-{tag}.sqlite3"),
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            try:
-                wait_for_port(port, timeout=60)
-            except TimeoutError:
-                proc.kill()
-                raise RuntimeError(log_path.read_text(errors="replace")) from None
-            url = f"http://127.0.0.1:{port}"
-            with httpx.Client(timeout=30, follow_redirects=False) as http:
-                yield AppHost(url=url, http=http, settings=env)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with (
+        run_host_process(REPO, hub=tmp / f"hub-{tag}.sqlite3", env=env) as process,
+        httpx.Client(timeout=30, follow_redirects=False) as http,
+    ):
+        yield AppHost(url=process.url, http=http, settings=env, process=process)
 
 
 @pytest.fixture(scope="session")

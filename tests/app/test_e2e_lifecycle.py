@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
+from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.app.conftest import AppHost, eventually, json_of, run_peer
+from tests.app.conftest import AppHost, eventually, json_of, run_app_host, run_peer
+from tests.support.azurite import Azurite
 
 pytestmark = pytest.mark.e2e
 
@@ -184,3 +188,17 @@ def test_progress_is_reported_while_partitions_finish(app_host: AppHost) -> None
     eventually(finished, timeout=60)
     assert fractions == sorted(fractions)
     assert fractions[-1] == 1.0
+
+
+def test_work_in_flight_survives_a_host_crash(tmp_path: Path, azurite: Azurite) -> None:
+    with run_app_host(tmp_path, azurite) as host:
+        started = json_of(host.start("report", {"rows": 300_000, "partitions": 8}))
+        host.process.kill()  # SIGKILL: nothing gets to clean up
+        host.process.start()  # same port, same task hub
+        with httpx.Client(timeout=30) as fresh:
+            restarted = replace(host, http=fresh)
+            final = restarted.wait_for(started["id"], timeout=60)
+            assert final["status"] == "Succeeded"
+            report = fresh.get(started["resultUri"]).json()
+    assert report["rows"] == 300_000
+    assert report["totals"]["count"] == 300_000
