@@ -52,6 +52,7 @@ PROBE = Probe()
 
 @app.activity_trigger(input_name="city")
 def say_hello(city: str) -> str:
+    PROBE.count(f"hello:{city}")
     return f"Hello {city}!"
 
 
@@ -309,8 +310,9 @@ def raising(context: df.DurableOrchestrationContext) -> Orchestration:
 
 @app.orchestration_trigger(context_name="context")
 def rewind_parent(context: df.DurableOrchestrationContext) -> Orchestration:
-    before = yield context.call_activity("say_hello", "before")
-    child = yield context.call_sub_orchestrator("child_fails_once", context.get_input())
+    job = context.get_input()
+    before = yield context.call_activity("say_hello", f"{job['key']}-before")
+    child = yield context.call_sub_orchestrator("child_fails_once", job)
     return [before, child]
 
 
