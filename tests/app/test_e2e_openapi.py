@@ -5,50 +5,25 @@ from __future__ import annotations
 
 import re
 import uuid
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
-import jsonschema
 import pytest
-import yaml
 
 import function_app  # noqa: F401  (importing the app registers every kind)
 from operations.kinds import all_kinds
 from tests.app.conftest import AppHost, json_of, run_peer
-
-SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
+from tests.app.openapi_conformance import Conformance, every_ref, load_spec, resolve
 
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text())
-    return loaded
-
-
-def _resolve(spec: dict[str, Any], node: Any) -> Any:
-    while isinstance(node, dict) and "$ref" in node and len(node) == 1:
-        target: Any = spec
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
-
-
-def _every_ref(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        refs = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
-        return refs + [r for value in node.values() for r in _every_ref(value)]
-    if isinstance(node, list):
-        return [r for value in node for r in _every_ref(value)]
-    return []
+    return load_spec()
 
 
 def test_spec_is_openapi_31_and_every_ref_resolves(spec: dict[str, Any]) -> None:
     assert spec["openapi"].startswith("3.1")
-    for ref in _every_ref(spec):
-        assert _resolve(spec, {"$ref": ref}) is not None, ref
+    for ref in every_ref(spec):
+        assert resolve(spec, {"$ref": ref}) is not None, ref
 
 
 def test_every_kind_is_documented_with_its_exact_input_schema(spec: dict[str, Any]) -> None:
@@ -60,51 +35,11 @@ def test_every_kind_is_documented_with_its_exact_input_schema(spec: dict[str, An
     assert documented == {kind.name for kind in all_kinds()}
     for kind in all_kinds():
         body = spec["paths"][f"/api/operations/{kind.name}"]["post"]["requestBody"]
-        schema = dict(_resolve(spec, body["content"]["application/json"]["schema"]))
+        schema = dict(resolve(spec, body["content"]["application/json"]["schema"]))
         properties = dict(schema["properties"])
         assert "callbackUrl" in properties
         del properties["callbackUrl"]
         assert {**schema, "properties": properties} == kind.input_schema.to_json_schema()
-
-
-class Conformance:
-    """Match a real response to the spec and check it."""
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-        self.checked: set[tuple[str, str, int]] = set()
-
-    def _operation(self, method: str, path: str) -> tuple[str, dict[str, Any]]:
-        paths = self.spec["paths"]
-        if path in paths and method in paths[path]:
-            return path, paths[path][method]
-        for template, item in paths.items():
-            pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
-            if "{" in template and re.match(pattern, path) and method in item:
-                return template, item[method]
-        raise AssertionError(f"{method.upper()} {path} is not in docs/openapi.yaml")
-
-    def check(self, response: httpx.Response) -> httpx.Response:
-        method = response.request.method.lower()
-        path = urlsplit(str(response.request.url)).path
-        template, operation = self._operation(method, path)
-        code = str(response.status_code)
-        documented = operation["responses"]
-        assert code in documented, f"{method.upper()} {template} answered undocumented {code}"
-        declared = _resolve(self.spec, documented[code])
-        for name, header in (declared.get("headers") or {}).items():
-            if header.get("required"):
-                assert name in response.headers, f"{template} {code} lacks {name}"
-        content = declared.get("content") or {}
-        if content:
-            media = response.headers["Content-Type"].split(";")[0].strip()
-            assert media in content, f"{template} {code} answered {media}, not {list(content)}"
-            schema = content[media].get("schema")
-            if schema is not None and media.endswith("json"):
-                root = {**schema, "components": self.spec["components"]}
-                jsonschema.Draft202012Validator(root).validate(json_of(response))
-        self.checked.add((method, template, response.status_code))
-        return response
 
 
 def test_the_running_api_matches_the_spec(app_host: AppHost, spec: dict[str, Any]) -> None:

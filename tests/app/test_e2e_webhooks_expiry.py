@@ -13,6 +13,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from tests.app.conftest import WEBHOOK_SECRET, AppHost, eventually, json_of, run_app_host, run_peer
+from tests.app.openapi_conformance import Conformance, load_spec
 from tests.support.azurite import Azurite
 from tests.support.ports import free_port
 
@@ -43,6 +44,8 @@ def test_webhook_delivers_the_final_status_signed(app_host: AppHost) -> None:
     assert not _verify(delivery.headers, delivery.body + b" ")
     assert delivery.headers["X-Ops-Delivery"] == started["id"]
     payload = json.loads(delivery.body)
+    spec = Conformance(load_spec())
+    spec.validate({"$ref": "#/components/schemas/WebhookPayload"}, payload)
     assert payload["event"] == "operation.ended"
     assert payload["operation"]["id"] == started["id"]
     assert payload["operation"]["status"] == "Succeeded"
@@ -132,12 +135,14 @@ def test_expired_operation_answers_410_and_its_blobs_are_gone(
         return status == 410
 
     eventually(gone, timeout=30)
-    status = expiring_host.http.get(started["operationUri"])
-    assert status.headers["Content-Type"] == "application/problem+json"
+    spec = Conformance(load_spec())
+    status = spec.check(expiring_host.http.get(started["operationUri"]))
     assert json_of(status)["expiredAt"]
-    result = expiring_host.http.get(started["resultUri"])
-    assert result.status_code == 410
-    assert expiring_host.http.delete(started["operationUri"]).status_code == 410
+    assert spec.check(expiring_host.http.get(started["resultUri"])).status_code == 410
+    assert spec.check(expiring_host.http.delete(started["operationUri"])).status_code == 410
+    approve = {"approved": True, "by": "late"}
+    late = expiring_host.http.post(f"{started['operationUri']}/approve", json=approve)
+    assert spec.check(late).status_code == 410
     # The history is purged: the built-in status URL no longer knows the instance.
     assert expiring_host.http.get(started["statusQueryGetUri"]).status_code == 404
 
