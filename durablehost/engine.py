@@ -149,6 +149,12 @@ class DurableEngine:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._started = False
 
+    def recheck_timers(self) -> None:
+        """Fire every timer that is due by the clock now. Timers are otherwise checked
+        when their due time passes in real time: call this after moving a test clock
+        forward to skip time instead of sleeping."""
+        self._timer_signal.set()
+
     # -- routing -------------------------------------------------------------------
 
     def _route(self, message: Message) -> None:
@@ -347,6 +353,7 @@ class DurableEngine:
                 f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator "
                 f"function. Orchestrators in this app: {known}."
             )
+        name = self.index.orchestrators[name].name  # the registered spelling
         instance_id = instance_id or uuid.uuid4().hex
         now = self.clock()
         record = InstanceRecord(
@@ -447,7 +454,16 @@ class DurableEngine:
         return await self.start_orchestration(record.name, record.input, target)
 
     async def purge(self, instance_id: str) -> int:
-        """Delete one instance entirely."""
+        """Delete one finished instance entirely (0 when it does not exist)."""
+        record = self.store.get_instance(instance_id)
+        if record is None:
+            return 0
+        if record.status not in TERMINAL_STATUSES:
+            raise InvalidInstanceStateError(
+                instance_id,
+                f"Instance '{instance_id}' is {record.status.value}; only finished instances "
+                "can be purged. Terminate it first.",
+            )
         self._cache.pop(instance_id, None)
         self._forget_session(instance_id)
         return 1 if self.store.delete_instance(instance_id) else 0

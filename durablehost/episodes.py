@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -58,8 +58,8 @@ def plan_episode(
     history: Sequence[HistoryEvent],
     messages: Sequence[Message],
     now: datetime,
-    orchestrators: dict[str, FunctionInfo],
-    activities: dict[str, FunctionInfo],
+    orchestrators: Mapping[str, FunctionInfo],
+    activities: Mapping[str, FunctionInfo],
     executor: Executor = execute_episode,
     scheduled_ids: set[int] | None = None,
 ) -> EpisodePlan:
@@ -142,8 +142,8 @@ def _run(
     consumed: list[int],
     regular: list[Message],
     now: datetime,
-    orchestrators: dict[str, FunctionInfo],
-    activities: dict[str, FunctionInfo],
+    orchestrators: Mapping[str, FunctionInfo],
+    activities: Mapping[str, FunctionInfo],
     executor: Executor,
     scheduled_ids: set[int],
 ) -> EpisodePlan:
@@ -243,8 +243,8 @@ def _schedule(
     appended: list[HistoryEvent],
     commit: EpisodeCommit,
     now: datetime,
-    orchestrators: dict[str, FunctionInfo],
-    activities: dict[str, FunctionInfo],
+    orchestrators: Mapping[str, FunctionInfo],
+    activities: Mapping[str, FunctionInfo],
 ) -> None:
     instance_id = record.instance_id
     execution_id = record.execution_id
@@ -306,7 +306,7 @@ def _schedule(
                 child = InstanceRecord(
                     instance_id=child_id,
                     execution_id=new_execution_id(),
-                    name=name,
+                    name=orchestrators[name].name,
                     status=RuntimeStatus.PENDING,
                     created_at=now,
                     updated_at=now,

@@ -11,14 +11,14 @@ import importlib.util
 import inspect
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from durablehost.errors import AppLoadError
 
-__all__ = ["FunctionIndex", "FunctionInfo", "index_app", "load_app"]
+__all__ = ["FunctionIndex", "FunctionInfo", "FunctionNames", "index_app", "load_app"]
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +64,42 @@ class FunctionInfo:
         return None
 
 
+class FunctionNames(MutableMapping[str, FunctionInfo]):
+    """Functions by name, looked up case-insensitively as the Functions runtime does
+    (call_activity("Say_Hello") finds say_hello); iteration gives registered names."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[str, FunctionInfo]] = {}
+
+    def __getitem__(self, name: str) -> FunctionInfo:
+        return self._items[name.casefold()][1]
+
+    def __setitem__(self, name: str, info: FunctionInfo) -> None:
+        self._items[name.casefold()] = (name, info)
+
+    def __delitem__(self, name: str) -> None:
+        del self._items[name.casefold()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.casefold() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return (registered for registered, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"FunctionNames({sorted(self)})"
+
+
 @dataclass(slots=True)
 class FunctionIndex:
     """Every function of the app, grouped by what drives it."""
 
-    orchestrators: dict[str, FunctionInfo] = field(default_factory=dict)
-    activities: dict[str, FunctionInfo] = field(default_factory=dict)
-    entities: dict[str, FunctionInfo] = field(default_factory=dict)
+    orchestrators: FunctionNames = field(default_factory=FunctionNames)
+    activities: FunctionNames = field(default_factory=FunctionNames)
+    entities: FunctionNames = field(default_factory=FunctionNames)
     http: list[FunctionInfo] = field(default_factory=list)
     timers: list[FunctionInfo] = field(default_factory=list)
     unsupported: list[FunctionInfo] = field(default_factory=list)
@@ -138,7 +167,7 @@ def index_app(app: Any) -> FunctionIndex:
     index = FunctionIndex(app=app)
     for function in functions:
         info = _describe(function)
-        registry: dict[str, FunctionInfo] | None = {
+        registry: FunctionNames | None = {
             ORCHESTRATION_TRIGGER: index.orchestrators,
             ACTIVITY_TRIGGER: index.activities,
             ENTITY_TRIGGER: index.entities,
