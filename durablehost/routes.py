@@ -318,20 +318,11 @@ def _build_regex(segments: list[tuple[str, bool, int]]) -> str:
     # Trailing omittable segments nest: `a/{b?}/{c?}` -> `a(?:/b(?:/c)?)?`.
     required = [pattern for pattern, omittable, _ in segments if not omittable]
     optional = [pattern for pattern, omittable, _ in segments if omittable]
-    head = "/".join(required)
     tail = ""
     for pattern in reversed(optional):
-        tail = f"(?:/{pattern}{tail})?" if head or tail else f"(?:{pattern}{tail})?"
-    if not head and optional:
-        # The first omittable segment has no leading slash when nothing precedes it.
-        tail = _strip_first_slash(optional, tail)
-    return f"^{head}{tail}/?$"
-
-
-def _strip_first_slash(optional: list[str], tail: str) -> str:
-    inner = ""
-    for index, pattern in enumerate(reversed(optional)):
-        position = len(optional) - 1 - index
-        sep = "" if position == 0 else "/"
-        inner = f"(?:{sep}{pattern}{inner})?"
-    return inner
+        tail = f"(?:/{pattern}{tail})?"
+    if not required and tail:
+        # Nothing precedes the first omittable segment, so it has no leading slash; the
+        # outermost group starts the string.
+        tail = "(?:" + tail[len("(?:/") :]
+    return f"^{'/'.join(required)}{tail}/?$"
