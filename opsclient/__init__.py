@@ -33,7 +33,8 @@ from opsclient.errors import (
 )
 from opsclient.model import Dialect, Operation, OperationStatus, Progress, RunState
 from opsclient.polling import PollingPolicy
-from opsclient.protocol import OperationRef, RetryPolicy
+from opsclient.protocol import OperationRef
+from opsclient.retries import RetryPolicy
 from opsclient.sync_client import OperationsClient, ProgressCallback, TokenProvider
 
 __all__ = [

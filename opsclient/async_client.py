@@ -18,22 +18,22 @@ from typing import Any, Self
 import httpx
 import stamina
 
+from opsclient.auth import TokenSlot
 from opsclient.clock import Clock, SystemClock
+from opsclient.dialects import interpret_status, redact
 from opsclient.errors import OperationTimeout, OpsClientError, RequestError, WaitCanceled
 from opsclient.model import Operation, OperationStatus
-from opsclient.polling import Done, PollingPolicy, StatusPoller, Stop, interpret_status, redact
+from opsclient.polling import Done, PollingPolicy, StatusPoller, Stop
 from opsclient.protocol import (
     ClientCore,
     Inline,
     OperationRef,
     RequestSpec,
-    RetryPolicy,
-    TokenSlot,
     accepting,
     describe,
     inline_bytes,
-    retry_decision,
 )
+from opsclient.retries import RetryPolicy, retry_decision
 
 __all__ = ["AsyncOperationsClient", "AsyncProgressCallback", "AsyncTokenProvider"]
 

@@ -19,6 +19,15 @@ from urllib.parse import quote
 
 import httpx
 
+from opsclient.dialects import (
+    decode_body,
+    decode_json,
+    error_for_response,
+    outcome_error,
+    redact,
+    resolve_url,
+    status_from_body,
+)
 from opsclient.errors import (
     ConfigurationError,
     ConnectionFailed,
@@ -29,30 +38,18 @@ from opsclient.errors import (
     TransientStatusError,
 )
 from opsclient.model import Operation, OperationStatus
-from opsclient.polling import (
-    decode_body,
-    decode_json,
-    error_for_response,
-    outcome_error,
-    parse_retry_after,
-    redact,
-    resolve_url,
-    status_from_body,
-)
+from opsclient.polling import parse_retry_after
+from opsclient.retries import TRANSIENT_STATUSES
 
 __all__ = [
-    "TRANSIENT_STATUSES",
     "ClientCore",
     "Inline",
     "OperationRef",
     "RequestSpec",
-    "RetryPolicy",
-    "TokenSlot",
     "accepting",
     "describe",
     "idempotency_header",
     "inline_bytes",
-    "retry_decision",
 ]
 
 log = logging.getLogger("opsclient")
@@ -60,8 +57,6 @@ log = logging.getLogger("opsclient")
 OperationRef = Operation | OperationStatus | str
 """Anything that names an operation: a handle, a status, a status URL, or an operation id."""
 
-TRANSIENT_STATUSES: Final = frozenset({429, 502, 503, 504})
-_RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
 _IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _OPERATIONS_PATH: Final = "api/operations"
 # Durable management URLs: .../instances/{id}, optionally followed by an action.
@@ -69,43 +64,6 @@ _DURABLE_INSTANCE: Final = re.compile(r"^(?P<prefix>.*/instances/(?P<id>[^/?]+))
 _MONITOR_PATH: Final = re.compile(r"^(?:.*/)?api/operations/(?P<id>[^/]+)/?$")
 _MAX_REDIRECTS: Final = 5
 _MAX_KEY_LENGTH: Final = 255
-_MIN_RETRY_BUDGET: Final = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How transient failures are retried (by stamina).
-
-    Bounded twice: at most `attempts` tries and at most `timeout` seconds per request.
-    Backoff is exponential from `wait_initial` up to `wait_max` with up to `wait_jitter`
-    seconds of jitter; a `Retry-After` on 429/503 replaces the computed wait, capped at
-    `max_retry_after`.
-    """
-
-    attempts: int = 5
-    timeout: float = 60.0
-    wait_initial: float = 0.5
-    wait_max: float = 10.0
-    wait_jitter: float = 1.0
-    max_retry_after: float = 60.0
-
-    def stamina_options(self, budget: float | None = None) -> dict[str, Any]:
-        """Keyword arguments for `stamina.RetryingCaller`.
-
-        `budget` (seconds left of a wait) shortens the retry time so retries cannot stretch
-        a wait far past its own timeout; it never goes below a second, so the poll at the
-        deadline still gets a fair try.
-        """
-        timeout = self.timeout
-        if budget is not None:
-            timeout = max(_MIN_RETRY_BUDGET, min(self.timeout, budget))
-        return {
-            "attempts": self.attempts,
-            "timeout": timeout,
-            "wait_initial": self.wait_initial,
-            "wait_max": self.wait_max,
-            "wait_jitter": self.wait_jitter,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,26 +90,6 @@ class Inline:
     value: Any
 
 
-class TokenSlot:
-    """The current bearer token and how many times it was fetched.
-
-    A request remembers the generation it was sent with; after a 401 the token is refreshed
-    only if nobody refreshed it since, so many concurrent 401s cause one refresh. The
-    clients hold the lock around it (a thread lock or an asyncio lock).
-    """
-
-    def __init__(self) -> None:
-        self.token: str | None = None
-        self.generation = 0
-
-    def store(self, token: str) -> None:
-        """Keep a freshly fetched token."""
-        if not isinstance(token, str) or not token:
-            raise ConfigurationError("token_provider must return a non-empty string")
-        self.token = token
-        self.generation += 1
-
-
 def idempotency_header(key: str) -> str:
     """The `Idempotency-Key` value, checked: visible ASCII, no spaces, at most 255 characters.
 
@@ -164,17 +102,6 @@ def idempotency_header(key: str) -> str:
             f"spaces (a UUID is ideal), got {key!r}"
         )
     return key
-
-
-def retry_decision(exc: Exception, *, retry_safe: bool, policy: RetryPolicy) -> bool | float:
-    """stamina's `on=` hook: retry or not, and how long to wait when the server said so."""
-    if not retry_safe:
-        return False
-    if isinstance(exc, TransientStatusError):
-        if exc.status_code in _RETRY_AFTER_STATUSES and exc.retry_after is not None:
-            return min(exc.retry_after, policy.max_retry_after)
-        return True
-    return isinstance(exc, ConnectionFailed)
 
 
 class ClientCore:

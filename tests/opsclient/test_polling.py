@@ -26,8 +26,10 @@ from opsclient import (
     RunState,
     TransientStatusError,
 )
-from opsclient.polling import Done, StatusPoller, Stop, Wait, parse_retry_after, resolve_url
-from opsclient.protocol import ClientCore, idempotency_header, retry_decision
+from opsclient.dialects import resolve_url
+from opsclient.polling import Done, StatusPoller, Stop, Wait, parse_retry_after
+from opsclient.protocol import ClientCore, idempotency_header
+from opsclient.retries import retry_decision
 from tests.opsclient.scripted import EPOCH
 
 DF = "http://app.test/runtime/webhooks/durabletask/instances/abc?taskHub=Hub&code=K"
