@@ -20,6 +20,7 @@ __all__ = [
     "OperationLinks",
     "OperationState",
     "error_of",
+    "failure_message",
     "is_valid_operation_id",
     "iso_utc",
     "operation_state",
@@ -139,25 +140,40 @@ def progress_of(state: OperationState, custom_status: Any) -> dict[str, Any]:
     return {"fraction": fraction, "message": message}
 
 
-_SDK_FAILURE_PREFIX = re.compile(r"^Orchestrator function '[^']*' failed: ")
+# What the runtime wraps around a failure's message, outermost first.
+_FAILURE_WRAPPERS = (
+    re.compile(r"^Orchestrator function '[^']*' failed: "),
+    re.compile(r"^Activity function '[^']*' failed: "),
+    re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*(Error|Exception|Failure): "),
+)
+
+
+def failure_message(text: str) -> str:
+    """The part of a runtime failure text a person can act on: no `$OutOfProcData$`
+    state, no traceback, no `Orchestrator/Activity function 'x' failed:` or exception
+    class prefixes."""
+    text = text.split("$OutOfProcData$", 1)[0]
+    text = text.split("Traceback (most recent call last)", 1)[0].strip()
+    changed = True
+    while changed:
+        changed = False
+        for wrapper in _FAILURE_WRAPPERS:
+            stripped = wrapper.sub("", text, count=1)
+            if stripped != text:
+                text, changed = stripped.strip(), True
+    return text
 
 
 def error_of(output: Any) -> dict[str, Any]:
-    """A problem-details `error` from a Failed instance's output.
-
-    The runtime reports a failure as text (`Orchestrator function 'x' failed: <message>`,
-    for Python sometimes with the SDK's `$OutOfProcData$` state appended); keep the part
-    a person can act on.
-    """
+    """A problem-details `error` from a Failed instance's output (the runtime reports a
+    failure as text; see `failure_message`)."""
     if isinstance(output, dict) and "detail" in output:
         return problem_body(500, "operation-failed", str(output["detail"]), "The operation failed")
     text = output if isinstance(output, str) else ("" if output is None else str(output))
-    text = text.split("\n\n$OutOfProcData$", 1)[0].strip()
-    text = _SDK_FAILURE_PREFIX.sub("", text)
     return problem_body(
         500,
         "operation-failed",
-        text or "The operation failed without a message.",
+        failure_message(text) or "The operation failed without a message.",
         "The operation failed",
     )
 

@@ -15,6 +15,7 @@ import azure.durable_functions as df
 
 from operations.errors import OperationFailure
 from operations.kinds import OperationKind, operation_output, progress_status, register_kind
+from operations.monitor import failure_message
 from operations.validation import InputSchema, UrlListField
 
 __all__ = ["INGEST", "INGEST_RETRY", "bp", "ingest_operation"]
@@ -60,7 +61,8 @@ def ingest_operation(
         files = yield context.task_all(copies)
     except Exception as error:
         raise OperationFailure(
-            f"copying gave up after {INGEST_RETRY.max_number_of_attempts} attempts: {error}"
+            f"copying gave up after {INGEST_RETRY.max_number_of_attempts} attempts: "
+            f"{failure_message(str(error))}"
         ) from error
     refused = [f for f in files if f["status"] != "copied"]
     if refused:

@@ -25,6 +25,7 @@ from operations.monitor import (
     OperationLinks,
     OperationState,
     error_of,
+    failure_message,
     is_valid_operation_id,
     operation_state,
     progress_of,
@@ -151,6 +152,19 @@ def test_failure_text_becomes_a_problem_detail() -> None:
     assert error["status"] == 500
     assert error["type"].endswith("operation-failed")
     assert error_of(None)["detail"]
+
+
+def test_failure_messages_lose_sdk_wrappers_and_tracebacks() -> None:
+    raw = (
+        "Orchestrator function 'ingest_operation' failed: copying gave up: Activity function "
+        "'ingest_copy' failed: TransientFetchError: http://x could not be fetched \n "
+        'Traceback (most recent call last):\n  File "a.py", line 1'
+    )
+    assert error_of(raw)["detail"] == "copying gave up: Activity function 'ingest_copy' " + (
+        "failed: TransientFetchError: http://x could not be fetched"
+    )
+    inner = "Activity function 'ingest_copy' failed: TransientFetchError: http://x down \n Tb"
+    assert failure_message(inner) == "http://x down \n Tb"
 
 
 def test_links_follow_the_request_host_prefix_and_key() -> None:
