@@ -237,7 +237,7 @@ class ProgressDisplay:
     ) -> None:
         if self._bar is not None:
             if exc_type is None and self._task is not None:
-                self._bar.update(self._task, completed=1.0)
+                self._bar.update(self._task, completed=1.0, description=f"{self.label} done")
             self._bar.stop()
 
     def update(self, status: OperationStatus) -> None:

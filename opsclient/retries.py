@@ -56,6 +56,7 @@ def retry_decision(exc: Exception, *, retry_safe: bool, policy: RetryPolicy) -> 
         return False
     if isinstance(exc, TransientStatusError):
         if exc.status_code in _RETRY_AFTER_STATUSES and exc.retry_after is not None:
-            return min(exc.retry_after, policy.max_retry_after)
+            # Floored so `Retry-After: 0` cannot turn the attempts into a burst.
+            return max(policy.wait_initial, min(exc.retry_after, policy.max_retry_after))
         return True
     return isinstance(exc, ConnectionFailed)

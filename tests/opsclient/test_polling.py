@@ -407,6 +407,7 @@ def _transient(code: int, retry_after: float | None) -> TransientStatusError:
 def test_retry_decision_prefers_retry_after_on_429_and_503_within_a_cap() -> None:
     policy = RetryPolicy(max_retry_after=30)
     assert retry_decision(_transient(429, 7), retry_safe=True, policy=policy) == 7
+    assert retry_decision(_transient(429, 0), retry_safe=True, policy=policy) == 0.5
     assert retry_decision(_transient(503, 120), retry_safe=True, policy=policy) == 30
     assert retry_decision(_transient(502, 7), retry_safe=True, policy=policy) is True
     assert retry_decision(_transient(429, None), retry_safe=True, policy=policy) is True
