@@ -138,6 +138,7 @@ class InvocationPlan:
     """How to call one function, worked out once at start."""
 
     info: FunctionInfo
+    is_async: bool
     wants_context: bool
     client_param: str | None
     client_binding: Any
@@ -192,6 +193,7 @@ def plan_invocation(info: FunctionInfo) -> InvocationPlan:
         )
     return InvocationPlan(
         info=info,
+        is_async=info.is_async,
         wants_context="context" in parameters,
         client_param=client_param,
         client_binding=client_binding,
@@ -243,7 +245,7 @@ class FunctionInvoker:
             kwargs[name] = None
         if plan.wants_context:
             kwargs["context"] = context
-        if info.is_async:
+        if plan.is_async:
             value = await info.user_function(**kwargs)
         else:
             loop = asyncio.get_running_loop()
