@@ -288,7 +288,9 @@ class HttpFront:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return problem_response(
-                413, "Payload Too Large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+                413,
+                "Payload Too Large",
+                f"request bodies are limited to {MAX_BODY_BYTES // (1024 * 1024)} MB",
             )
         origin = public_base_url(request)
         http_request = _http_request(request, body, origin, params)

@@ -32,7 +32,7 @@ class Front:
 
 
 async def _serve_front(
-    route_prefix: str = "api", keys: FunctionKeys | None = None
+    route_prefix: str = "api", keys: FunctionKeys | None = None, max_body: int = 1024 * 1024
 ) -> AsyncIterator[Front]:
     index = load_app(APPS / "http_basic")
     executor = ThreadPoolExecutor(4, thread_name_prefix="function")
@@ -40,7 +40,7 @@ async def _serve_front(
     front = HttpFront(
         build_http_routes(index.http), route_prefix=route_prefix, invoker=invoker, keys=keys
     )
-    app = web.Application()
+    app = web.Application(client_max_size=max_body)
 
     async def management(request: web.Request) -> web.Response:
         return web.json_response({"management": True})
@@ -234,3 +234,14 @@ async def test_route_and_query_values_are_percent_decoded(served: Front) -> None
     assert (await served.http.get("/api/hello/J%C3%BCrgen")).text == "Hello, Jürgen!"
     assert (await served.http.get("/api/hello?name=a%20b")).text == "Hello, a b!"
     assert (await served.http.get("/API/Hello/x")).text == "Hello, x!"
+
+
+async def test_body_over_the_limit_is_413() -> None:
+    async for front in _serve_front(max_body=10):
+        response = await front.http.post("/api/echo", content=b"x" * 100)
+        assert response.status_code == 413
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_unsupported_input_binding_arrives_as_none(served: Front) -> None:
+    assert (await served.http.get("/api/with-blob-input")).text == "blob is None"
