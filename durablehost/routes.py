@@ -174,16 +174,30 @@ class _Parameter:
 _PARAM_RE = re.compile(r"\{([^{}]*)\}")
 
 
+def _last_top_level(text: str, char: str) -> int:
+    """Index of the last `char` not inside parentheses, or -1."""
+    depth, found = 0, -1
+    for index, current in enumerate(text):
+        if current == "(":
+            depth += 1
+        elif current == ")":
+            depth = max(0, depth - 1)
+        elif current == char and depth == 0:
+            found = index
+    return found
+
+
 def _parse_parameter(body: str, template: str) -> _Parameter:
     body = body.strip()
     catch_all = body.startswith("*")
     body = body.lstrip("*")
     default: str | None = None
+    # `{x=5}` or `{x:int=5}`: the default follows the last '=' outside parentheses, so
+    # `{v:regex(a=b)}` keeps its '=' in the constraint.
+    equals = _last_top_level(body, "=")
+    if equals >= 0:
+        body, default = body[:equals], body[equals + 1 :]
     name_part, _, constraint_part = body.partition(":")
-    if "=" in body:
-        # `{x=5}` or `{x:int=5}`: the default follows the last '=' outside constraints.
-        head, _, default = body.rpartition("=")
-        name_part, _, constraint_part = head.partition(":")
     optional = name_part.endswith("?") or (constraint_part.endswith("?") and default is None)
     name_part = name_part.rstrip("?")
     constraint_part = constraint_part.removesuffix("?") if optional else constraint_part

@@ -55,6 +55,7 @@ def test_match(template: str, path: str, expected: dict[str, str] | None) -> Non
         ("length(2)", ["ab"], ["a", "abc"]),
         ("length(1,2)", ["a", "ab"], ["abc"]),
         ("regex(^a+b$)", ["aab", "AB"], ["ba"]),
+        ("regex(^a=b$)", ["a=b"], ["ab"]),
         ("int:min(10)", ["10"], ["9", "ten"]),
     ],
 )
@@ -64,6 +65,13 @@ def test_constraints(constraint: str, good: list[str], bad: list[str]) -> None:
         assert template.match(f"v/{value}") == {"value": value}, value
     for value in bad:
         assert template.match(f"v/{value}") is None, value
+
+
+def test_default_with_constraint() -> None:
+    template = parse_route("v/{id:int=5}")
+    assert template.match("v") == {"id": "5"}
+    assert template.match("v/7") == {"id": "7"}
+    assert template.match("v/x") is None
 
 
 def test_optional_constrained_parameter() -> None:
