@@ -12,8 +12,8 @@
 
 What it does:
 - runs `python -m durablehost start --app APP --port PORT --hub HUB` with this
-  interpreter, the repo on PYTHONPATH, the current environment plus `env`, and its own
-  working directory (the app folder);
+  interpreter, the repo on PYTHONPATH, the current environment plus `env` (a None value
+  removes a variable), in the app folder;
 - waits until the port accepts connections (the host binds only once the app is loaded
   and the engine started), failing fast with the host's log when the process exits first;
   if a free port was picked and got taken in the meantime, retries on another one;
@@ -65,7 +65,7 @@ class HostProcess:
         *,
         hub: Path,
         port: int | None,
-        env: Mapping[str, str],
+        env: Mapping[str, str | None],
         args: Sequence[str],
         log_path: Path,
         start_timeout: float,
@@ -117,7 +117,11 @@ class HostProcess:
 
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(self._env)
+        for name, value in self._env.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         python_path = [str(REPO), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
         env["PYTHONPATH"] = os.pathsep.join(python_path)
         # Unbuffered so logs() sees lines as they are written.
@@ -242,7 +246,7 @@ def run_host_process(
     *,
     hub: str | Path | None = None,
     port: int | None = None,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     args: Sequence[str] = (),
     start_timeout: float = 60.0,
     stop_timeout: float = 15.0,
@@ -251,7 +255,8 @@ def run_host_process(
 
     `hub` defaults to a file in a fresh temporary folder (removed afterwards, like the
     log); pass a path to keep the hub across hosts. `port` defaults to a free port. `env`
-    adds environment variables; `args` adds command-line options (e.g. "--enforce-keys").
+    adds environment variables (a None value removes an inherited one); `args` adds
+    command-line options (e.g. "--enforce-keys").
     """
     scratch = Path(tempfile.mkdtemp(prefix="durablehost-proc-"))
     process = HostProcess(
