@@ -55,7 +55,15 @@ class FunctionKeys:
             return True
         if level == "admin":
             return False
-        candidates = [*self.host_keys.values(), *self.function_keys.get(function_name, {}).values()]
+        # Function names are case-insensitive in the Functions runtime.
+        wanted = function_name.lower()
+        own = [
+            key
+            for name, keys in self.function_keys.items()
+            if name.lower() == wanted
+            for key in keys.values()
+        ]
+        candidates = [*self.host_keys.values(), *own]
         # Check every candidate so timing does not reveal which key matched.
         return any([_same(presented, key) for key in candidates])
 

@@ -18,7 +18,7 @@ from durablehost.config import (
     resolve_app_setting,
 )
 from durablehost.errors import ConfigError
-from durablehost.keys import load_or_create_keys
+from durablehost.keys import FunctionKeys, load_or_create_keys
 
 
 def _write(path: Path, text: str) -> Path:
@@ -185,3 +185,11 @@ def test_disabled_setting() -> None:
     assert is_disabled("f", {"AzureWebJobs.f.Disabled": "1"})
     assert not is_disabled("f", {"AzureWebJobs.f.Disabled": "false"})
     assert not is_disabled("f", {})
+
+
+def test_function_keys_match_names_case_insensitively() -> None:
+    keys = FunctionKeys(
+        master_key="m", host_keys={"default": "h"}, function_keys={"MyFn": {"a": "k"}}
+    )
+    assert keys.allows("k", "myfn", "function")
+    assert not keys.allows("k", "other", "function")
