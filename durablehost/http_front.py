@@ -171,6 +171,7 @@ def _http_request(
 def _to_response(value: Any, function_name: str) -> web.Response:
     """Turn what a function returned (or set on its output binding) into a response."""
     if value is None:
+        # The documented default of Functions 2.x+: 204 No Content with an empty body.
         return web.Response(status=204)
     if isinstance(value, func.HttpResponse):
         status = int(value.status_code)
