@@ -17,10 +17,11 @@ import asyncio
 import logging
 import os
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -42,6 +43,10 @@ from durablehost.model import TaskHubClient
 from durablehost.routes import RouteTemplateError
 from durablehost.timers import TimerService
 from durablehost.wire.client import DEFAULT_CONNECTION, WEBHOOK_PATH, client_binding_json
+
+if TYPE_CHECKING:
+    from durablehost.engine import DurableEngine
+    from durablehost.store import TaskHubStore
 
 __all__ = ["STATE_DIR_NAME", "DurableHost", "HostOptions", "default_hub_path"]
 
@@ -98,8 +103,8 @@ class DurableHost:
         self.hub_location: str | Path | None = None
         self.added_environment: list[str] = []
         self.port: int | None = None
-        self._engine: Any = None
-        self._store: Any = None
+        self._engine: DurableEngine | None = None
+        self._store: TaskHubStore | None = None
         self._runner: web.AppRunner | None = None
         self._timers: TimerService | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -318,9 +323,7 @@ class DurableHost:
             finally:
                 self._engine = None
         if self._store is not None:
-            close = getattr(self._store, "close", None)
-            if callable(close):
-                close()
+            self._store.close()
             self._store = None
         if self._executor is not None:
             # Threads still inside user code finish on their own; nobody waits for them.
@@ -329,7 +332,9 @@ class DurableHost:
         await _close_sdk_session()
 
 
-def _open_hub(open_store: Any, location: str | Path) -> Any:
+def _open_hub(
+    open_store: Callable[[str | Path], TaskHubStore], location: str | Path
+) -> TaskHubStore:
     try:
         return open_store(location)
     except (OSError, sqlite3.Error) as exc:
