@@ -15,6 +15,7 @@ from tests.support.azurite import Azurite
 from tests.support.hostproc import run_host_process
 
 REPO = Path(__file__).resolve().parents[2]
+WEBHOOK_SECRET = "opsclient-e2e-secret"
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +48,8 @@ def running_app(tmp_path_factory: pytest.TempPathFactory, azurite: Azurite) -> I
         "OPS_RESULTS_CONTAINER": f"opsclient-results-{tag}",
         "OPS_STATE_CONTAINER": f"opsclient-state-{tag}",
         "OPS_RETRY_AFTER_SECONDS": "1",
+        "OPS_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "OPS_WEBHOOK_SCHEDULE": "*/1 * * * * *",
     }
     hub = tmp_path_factory.mktemp("opsclient-e2e") / "hub.sqlite3"
     with run_host_process(REPO, hub=hub, env=env) as host:

@@ -3,6 +3,7 @@
 It speaks the API of issue 3 (202 + Location + Retry-After, the monitor with progress,
 303 to the result, problem details, Idempotency-Key, DELETE to cancel, a list) with
 scripted kinds: `report` (finishes after two polls), `fails`, `slow` (never finishes).
+POSTs under /hooks/ are recorded as webhook deliveries; other unknown paths answer 404.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class FakeOperationsState:
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     lock: threading.Lock = field(default_factory=threading.Lock)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    webhooks: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -82,6 +84,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._record()
         parts = self._parts()
+        if parts[:1] == ["hooks"]:
+            # A webhook receiver: keep what arrived, acknowledge it.
+            raw_hook = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with self.server.state.lock:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                self.server.state.webhooks.append((headers, raw_hook))
+            return self._send(204)
         if parts[:2] != ["api", "operations"] or len(parts) != 3:
             return self._problem(404, "Not found", f"no route for POST {self.path}")
         kind = parts[2]

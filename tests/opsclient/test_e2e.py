@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any
@@ -21,7 +27,7 @@ from opsclient import (
     Progress,
     RunState,
 )
-from tests.opsclient.conftest import RunningApp
+from tests.opsclient.conftest import REPO, WEBHOOK_SECRET, RunningApp
 from tests.opsclient.fake_api import serve_fake_api
 
 pytestmark = pytest.mark.e2e
@@ -140,3 +146,44 @@ def test_idempotent_start(running_app: RunningApp) -> None:
         client.wait(first, timeout=WAIT)
         listed = {s.id for s in client.list(kind="report", top=5)}
     assert first.id in listed
+
+
+def test_callback_url_is_accepted_and_called(running_app: RunningApp) -> None:
+    with serve_fake_api() as receiver, client_for(running_app) as client:
+        operation = client.start(
+            "report", {"rows": 20, "partitions": 1}, callback_url=f"{receiver.url}/hooks/done"
+        )
+        client.wait(operation, timeout=WAIT)
+        headers, body = until(lambda: receiver.state.webhooks and receiver.state.webhooks[0])
+    delivered = json.loads(body)["operation"]
+    assert (delivered["id"], delivered["status"]) == (operation.id, "Succeeded")
+    # X-Ops-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>
+    fields = dict(part.split("=", 1) for part in headers["x-ops-signature"].split(","))
+    expected = hmac.new(
+        WEBHOOK_SECRET.encode(), f"{fields['t']}.".encode() + body, hashlib.sha256
+    ).hexdigest()
+    assert hmac.compare_digest(fields["v1"], expected)
+
+
+def test_the_cli_against_the_app(running_app: RunningApp) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "opsclient", "run", "report", "--input", '{"rows": 777}'],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "OPSCLIENT_BASE_URL": running_app.url},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows"] == 777
+    refused = subprocess.run(
+        [sys.executable, "-m", "opsclient", "run", "report", "--input", '{"rows": 0}'],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "OPSCLIENT_BASE_URL": running_app.url},
+        timeout=120,
+    )
+    assert refused.returncode == 2
+    assert "rows" in refused.stderr
+    assert "Traceback" not in refused.stderr
