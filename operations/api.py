@@ -18,6 +18,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,7 +59,17 @@ from operations.settings import get_int, get_setting
 from operations.validation import BooleanField, InputSchema, StringField, check_url
 from operations.webhooks import WebhookEntry
 
-__all__ = ["bp"]
+__all__ = [
+    "StartRequest",
+    "approve_operation",
+    "bp",
+    "cancel_operation",
+    "get_operation",
+    "get_result",
+    "list_operations",
+    "read_start_request",
+    "start_operation",
+]
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +162,8 @@ async def _answer(handling: Awaitable[func.HttpResponse]) -> func.HttpResponse:
         return problem(
             503,
             "storage-unavailable",
-            "Blob storage did not answer; nothing was changed, retry later.",
+            "Blob storage did not answer; retry later (a start with the same "
+            "Idempotency-Key is safe to retry).",
             headers={"Retry-After": "5"},
         )
     except Exception as error:
@@ -212,6 +224,50 @@ async def operation_list(
 # ------------------------------------------------------------------------------ start
 
 
+@dataclass(frozen=True, slots=True)
+class StartRequest:
+    """A checked start request: the kind's validated input and the optional webhook."""
+
+    body: Any  # as sent: what the Idempotency-Key fingerprint covers
+    payload: dict[str, Any]
+    callback_url: str | None
+
+
+def read_start_request(req: func.HttpRequest, kind: OperationKind) -> StartRequest:
+    """Parse and validate a start body; BadRequest (413/415/400 JSON) or
+    InputValidationError naming every bad field, callbackUrl included."""
+    body = parse_json_body(
+        req.get_body(), req.headers.get("Content-Type"), get_int("OPS_MAX_REQUEST_BYTES")
+    )
+    problems: list[FieldProblem] = []
+    callback_url: str | None = None
+    kind_body = body
+    if isinstance(body, dict):
+        kind_body = {k: v for k, v in body.items() if k != "callbackUrl"}
+        raw_callback = body.get("callbackUrl")
+        reason = check_url(raw_callback) if raw_callback is not None else None
+        if reason:
+            problems.append(FieldProblem("callbackUrl", reason))
+        elif raw_callback is not None and not get_setting("OPS_WEBHOOK_SECRET"):
+            problems.append(
+                FieldProblem(
+                    "callbackUrl",
+                    "webhooks are disabled on this app (no OPS_WEBHOOK_SECRET to sign them "
+                    "with); leave callbackUrl out",
+                )
+            )
+        elif raw_callback is not None:
+            callback_url = str(raw_callback)
+    payload: dict[str, Any] = {}
+    try:
+        payload = kind.input_schema.validate(kind_body)
+    except InputValidationError as error:
+        problems = error.problems + problems
+    if problems:
+        raise InputValidationError(problems)
+    return StartRequest(body=body, payload=payload, callback_url=callback_url)
+
+
 async def start_operation(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, kind_name: str
 ) -> func.HttpResponse:
@@ -224,40 +280,12 @@ async def start_operation(
             404, "unknown-kind", f"There is no operation kind {kind_name!r}; known: {known}."
         )
     try:
-        body = parse_json_body(
-            req.get_body(), req.headers.get("Content-Type"), get_int("OPS_MAX_REQUEST_BYTES")
-        )
+        request = read_start_request(req, kind)
     except BadRequest as error:
         return _bad_request(error)
-
-    problems: list[FieldProblem] = []
-    callback_url: str | None = None
-    payload: dict[str, Any] = {}
-    if isinstance(body, dict):
-        kind_body = {k: v for k, v in body.items() if k != "callbackUrl"}
-        raw_callback = body.get("callbackUrl")
-        if raw_callback is not None:
-            reason = check_url(raw_callback)
-            if reason:
-                problems.append(FieldProblem("callbackUrl", reason))
-            elif not get_setting("OPS_WEBHOOK_SECRET"):
-                problems.append(
-                    FieldProblem(
-                        "callbackUrl",
-                        "webhooks are disabled on this app (no OPS_WEBHOOK_SECRET to sign "
-                        "them with); leave callbackUrl out",
-                    )
-                )
-            else:
-                callback_url = str(raw_callback)
-    else:
-        kind_body = body
-    try:
-        payload = kind.input_schema.validate(kind_body)
     except InputValidationError as error:
-        problems = error.problems + problems
-    if problems:
-        return validation_problem(problems)
+        return validation_problem(error.problems)
+    payload, callback_url = request.payload, request.callback_url
 
     links = OperationLinks.from_request_url(req.url)
     operation_id = uuid.uuid4().hex
@@ -274,7 +302,7 @@ async def start_operation(
             claim = await asyncio.to_thread(
                 store.claim,
                 key,
-                fingerprint=request_fingerprint(kind.name, body),
+                fingerprint=request_fingerprint(kind.name, request.body),
                 kind=kind.name,
                 operation_id=operation_id,
                 payload={"input": payload, "callbackUrl": callback_url},
