@@ -12,7 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,9 +95,16 @@ class StatusPoller:
     """
 
     def __init__(
-        self, url: str, *, policy: PollingPolicy | None = None, deadline: float | None = None
+        self,
+        url: str,
+        *,
+        policy: PollingPolicy | None = None,
+        deadline: float | None = None,
+        operation_id: str | None = None,
     ) -> None:
         self.url = url
+        # Answers such as a bare 303 do not name the operation; the caller may know its id.
+        self.operation_id = operation_id
         self.policy = policy or PollingPolicy()
         self.deadline = deadline
         self.polls = 0
@@ -135,6 +142,8 @@ class StatusPoller:
             status = interpret_status(response, self.url)
         except OpsClientError as error:
             return Stop(error, self.last_status, False)
+        if status.id is None and self.operation_id is not None:
+            status = replace(status, id=self.operation_id)
         changed = self._note_progress(status)
         self.last_status = status
         if status.state.finished:

@@ -147,7 +147,9 @@ class OperationsClient:
         handle = self._core.as_operation(operation)
         clock = self._clock
         deadline = None if timeout is None else clock.monotonic() + timeout
-        poller = StatusPoller(handle.poll_url, policy=self._polling, deadline=deadline)
+        poller = StatusPoller(
+            handle.poll_url, policy=self._polling, deadline=deadline, operation_id=handle.id
+        )
         try:
             first = poller.first_delay(handle.retry_after, now=clock.monotonic())
             if first > 0 and clock.sleep(first, cancel):

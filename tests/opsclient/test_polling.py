@@ -229,6 +229,12 @@ def test_monitor_303_is_done_with_the_result_location_resolved() -> None:
     assert not step.progress_changed  # a bare 303 says nothing about progress
 
 
+def test_a_known_operation_id_names_answers_that_do_not() -> None:
+    poller = StatusPoller(MONITOR, operation_id="abc")
+    step = observe(poller, response(303, headers={"Location": "abc/result"}))
+    assert step.status.id == "abc"
+
+
 def test_monitor_200_succeeded_gives_result_uri() -> None:
     body = {"id": "abc", "status": "Succeeded", "resultUri": "/api/operations/abc/result"}
     step = observe(StatusPoller(MONITOR), response(200, body))
