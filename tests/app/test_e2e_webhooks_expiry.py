@@ -102,6 +102,20 @@ def test_a_dead_receiver_neither_blocks_nor_fails_the_operation(
     assert "could not be reached" in str(entry["lastError"])
 
 
+def test_a_webhook_is_abandoned_after_its_last_attempt(tmp_path: Path, azurite: Azurite) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/nobody-listens"
+    with run_app_host(tmp_path, azurite, OPS_WEBHOOK_MAX_ATTEMPTS="2") as host:
+        started = json_of(host.start("report", {"rows": 10, "callbackUrl": dead}))
+        assert host.wait_for(started["id"])["status"] == "Succeeded"
+        service = BlobServiceClient.from_connection_string(azurite.connection_string)
+        state = service.get_container_client(host.settings["OPS_STATE_CONTAINER"])
+        abandoned = state.get_blob_client(f"webhooks-abandoned/{started['id']}.json")
+        eventually(abandoned.exists, timeout=30)
+        entry = json.loads(abandoned.download_blob().readall())
+        assert entry["attempts"] == 2
+        assert not state.get_blob_client(f"webhooks/{started['id']}.json").exists()
+
+
 def test_callback_url_without_a_secret_is_refused(tmp_path: Path, azurite: Azurite) -> None:
     with run_app_host(tmp_path, azurite, OPS_WEBHOOK_SECRET="") as host:
         response = host.start("report", {"callbackUrl": "https://example.com/hook"})
