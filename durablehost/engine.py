@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from durablehost.episodes import execution_started, new_execution_id, plan_episode
+from durablehost.episodes import EpisodePlan, execution_started, new_execution_id, plan_episode
 from durablehost.errors import (
     InstanceFinishedError,
     InstanceNotFoundError,
@@ -60,6 +60,9 @@ _SCHEDULING_EVENTS = frozenset(
 
 # Seconds before an episode that raised inside the host is tried again.
 _RETRY_DELAY = 1.0
+# Most episodes committed in one transaction. Bounded so one batch holds the event loop
+# (and so HTTP requests) for a few milliseconds at most.
+_EPISODE_BATCH = 32
 
 
 def system_clock() -> datetime:
@@ -115,6 +118,9 @@ class DurableEngine:
         self._timers: list[_DueTimer] = []
         self._timer_signal = asyncio.Event()
         self._activities: asyncio.Queue[ActivityWork] = asyncio.Queue()
+        # Activity results waiting for the next group commit (see _completion_loop).
+        self._completions: list[tuple[int, Message]] = []
+        self._completion_signal = asyncio.Event()
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._pool = ThreadPoolExecutor(
@@ -136,7 +142,7 @@ class DurableEngine:
             self._route(message)
         for work in self.store.pending_activities():
             self._activities.put_nowait(work)
-        loops = [self._orchestration_loop(), self._timer_loop()]
+        loops = [self._orchestration_loop(), self._timer_loop(), self._completion_loop()]
         loops += [self._activity_loop() for _ in range(self.max_concurrent_activities)]
         self._tasks = [asyncio.create_task(coro) for coro in loops]
 
@@ -193,38 +199,76 @@ class DurableEngine:
                 self._ready_signal.clear()
                 await self._ready_signal.wait()
                 continue
-            instance_id = self._ready.popleft()
-            self._queued.discard(instance_id)
-            messages = self._inbox.pop(instance_id, [])
-            if not messages:
+            batch: list[tuple[str, list[Message]]] = []
+            while self._ready and len(batch) < _EPISODE_BATCH:
+                instance_id = self._ready.popleft()
+                self._queued.discard(instance_id)
+                messages = self._inbox.pop(instance_id, [])
+                if messages:
+                    self._busy.add(instance_id)
+                    batch.append((instance_id, messages))
+            if not batch:
                 continue
-            self._busy.add(instance_id)
-            try:
-                self._run_episode(instance_id, messages)
-            except Exception:
-                # A host bug or a store error: keep the messages (they are still in the
-                # store) and try again a little later instead of spinning.
-                log.exception("episode of %s failed; retrying in %.0fs", instance_id, _RETRY_DELAY)
-                self._inbox.setdefault(instance_id, [])[:0] = messages
-                self._cache.pop(instance_id, None)
-                self._forget_session(instance_id)
+            retried = self._run_episodes(batch)
+            for instance_id, _ in batch:
                 self._busy.discard(instance_id)
-                asyncio.get_running_loop().call_later(_RETRY_DELAY, self._mark_ready, instance_id)
-                continue
-            finally:
-                self._busy.discard(instance_id)
-            if self._inbox.get(instance_id):
-                self._mark_ready(instance_id)
-            # Let HTTP handlers and activity completions in between episodes.
+                if instance_id not in retried and self._inbox.get(instance_id):
+                    self._mark_ready(instance_id)
+            # Let HTTP handlers and activity completions in between batches.
             await asyncio.sleep(0)
 
-    def _run_episode(self, instance_id: str, messages: list[Message]) -> None:
-        cached = self._load(instance_id)
-        if cached is None:
-            # Purged (or never existed): drop its messages for good.
-            self.store.commit_episodes([])
-            return
-        plan = plan_episode(
+    def _run_episodes(self, batch: list[tuple[str, list[Message]]]) -> set[str]:
+        """Plan the episodes of several ready instances and commit them all in one
+        transaction (group commit: one BEGIN/COMMIT instead of one per instance). Nothing
+        is routed or acknowledged before that commit. Returns the instances whose
+        episode failed and will be retried later."""
+        retried: set[str] = set()
+        planned: list[tuple[str, list[Message], _CachedInstance, EpisodePlan]] = []
+        created: set[str] = set()
+        for instance_id, messages in batch:
+            if instance_id in created:
+                # An earlier episode of this batch (re)creates this instance: plan it
+                # after that commit, from the new state.
+                self._inbox.setdefault(instance_id, [])[:0] = messages
+                continue
+            try:
+                cached = self._load(instance_id)
+                if cached is None:
+                    continue  # purged (or never existed): its messages are dropped
+                plan = self._plan(cached, messages)
+                planned.append((instance_id, messages, cached, plan))
+                created.update(child.instance_id for child in plan.commit.new_instances)
+            except Exception:
+                self._retry_later(instance_id, messages)
+                retried.add(instance_id)
+        if not planned:
+            return retried
+        try:
+            new_messages, new_work = self.store.commit_episodes([p[3].commit for p in planned])
+        except Exception:
+            for instance_id, messages, _, _ in planned:
+                self._retry_later(instance_id, messages)
+                retried.add(instance_id)
+            return retried
+        for instance_id, _, cached, plan in planned:
+            self._after_commit(instance_id, cached, plan)
+        for message in new_messages:
+            self._route(message)
+        for work in new_work:
+            self._activities.put_nowait(work)
+        return retried
+
+    def _retry_later(self, instance_id: str, messages: list[Message]) -> None:
+        # A host bug or a store error: keep the messages (they are still in the store)
+        # and try again a little later instead of spinning.
+        log.exception("episode of %s failed; retrying in %.0fs", instance_id, _RETRY_DELAY)
+        self._inbox.setdefault(instance_id, [])[:0] = messages
+        self._cache.pop(instance_id, None)
+        self._forget_session(instance_id)
+        asyncio.get_running_loop().call_later(_RETRY_DELAY, self._mark_ready, instance_id)
+
+    def _plan(self, cached: _CachedInstance, messages: list[Message]) -> EpisodePlan:
+        return plan_episode(
             record=cached.record,
             history=cached.history,
             messages=messages,
@@ -234,7 +278,8 @@ class DurableEngine:
             executor=self._sessions if self._sessions is not None else execute_episode,
             scheduled_ids=cached.scheduled_ids,
         )
-        new_messages, new_work = self.store.commit_episodes([plan.commit])
+
+    def _after_commit(self, instance_id: str, cached: _CachedInstance, plan: EpisodePlan) -> None:
         record = plan.commit.instance
         if plan.finished or plan.commit.replace_history:
             self._forget_session(instance_id)
@@ -251,10 +296,6 @@ class DurableEngine:
             self._inbox.setdefault(instance_id, [])[:0] = plan.held
         if plan.commit.canceled_timer_ids:
             self._forget_timers(instance_id, set(plan.commit.canceled_timer_ids))
-        for message in new_messages:
-            self._route(message)
-        for work in new_work:
-            self._activities.put_nowait(work)
         if record.status in TERMINAL_STATUSES:
             self._wake_waiters(instance_id)
 
@@ -328,11 +369,32 @@ class DurableEngine:
             event = HistoryEvent(
                 EventType.TASK_COMPLETED, done, task_scheduled_id=work.task_id, result=outcome
             )
-        message = self.store.complete_activity(
-            work.work_id, Message(work.instance_id, event, execution_id=work.execution_id)
-        )
-        if message is not None:
-            self._route(message)
+        message = Message(work.instance_id, event, execution_id=work.execution_id)
+        self._completions.append((work.work_id, message))
+        self._completion_signal.set()
+
+    async def _completion_loop(self) -> None:
+        """Commit the activity results gathered meanwhile in one transaction, each with
+        the deletion of its work item, and only then route them to their instances."""
+        complete_many = getattr(self.store, "complete_activities", None)
+        while True:
+            await self._completion_signal.wait()
+            self._completion_signal.clear()
+            completions, self._completions = self._completions, []
+            try:
+                if complete_many is not None:
+                    stored = complete_many(completions)
+                else:
+                    stored = [self.store.complete_activity(*item) for item in completions]
+            except Exception:
+                log.exception("storing %d activity results failed; retrying", len(completions))
+                self._completions[:0] = completions
+                await asyncio.sleep(_RETRY_DELAY)
+                self._completion_signal.set()
+                continue
+            for message in stored:
+                if message is not None:
+                    self._route(message)
 
     # -- completion waiters --------------------------------------------------------
 

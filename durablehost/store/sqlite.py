@@ -211,6 +211,18 @@ class SqliteTaskHubStore:
                 return None
             return _insert_messages(db, [result])[0]
 
+    def complete_activities(
+        self, completions: Sequence[tuple[int, Message]]
+    ) -> list[Message | None]:
+        """`complete_activity` for several work items in one transaction (group commit);
+        one entry per completion, None where the work item was gone."""
+        stored: list[Message | None] = []
+        with self._transaction() as db:
+            for work_id, result in completions:
+                deleted = db.execute("DELETE FROM activities WHERE id = ?", (work_id,)).rowcount
+                stored.append(_insert_messages(db, [result])[0] if deleted else None)
+        return stored
+
     # -- purge ---------------------------------------------------------------------
 
     def delete_instance(self, instance_id: str) -> bool:
