@@ -1,8 +1,9 @@
 """What to send and how to read the answers, without sending anything.
 
 `ClientCore` builds a `RequestSpec` for each call and turns the answers into models or
-typed errors; `retry_decision` tells stamina which failures are worth another attempt. The
-sync and async clients only move bytes between these functions and the network.
+typed errors (status answers are read by `opsclient.dialects`, retries decided by
+`opsclient.retries`). The sync and async clients only move bytes between these functions
+and the network.
 """
 
 from __future__ import annotations
@@ -135,7 +136,12 @@ class ClientCore:
         if isinstance(target, Operation):
             return target
         if isinstance(target, OperationStatus):
-            return Operation(status_url=target.url, id=target.id, result_url=target.result_url)
+            handle = self.as_operation(target.url)
+            return replace(
+                handle,
+                id=target.id or handle.id,
+                result_url=target.result_url or handle.result_url,
+            )
         if not isinstance(target, str) or not target.strip():
             raise ConfigurationError(f"expected an Operation, a status URL or an id: {target!r}")
         if target.startswith(("http://", "https://")):
