@@ -282,7 +282,7 @@ class ClientCore:
         """Where the result is: inline in `status`, or behind a GET."""
         if status is not None:
             if not status.finished:
-                name = status.id or status.url
+                name = status.id or redact(status.url)
                 raise OperationError(
                     f"operation {name} has no result yet: it is {status.state.value}", status
                 )
