@@ -82,4 +82,3 @@ def test_context_implements_the_abc() -> None:
     assert context.retry_context.retry_count == 0
     assert context.thread_local_storage.invocation_id == context.invocation_id
     assert context.invocation_id != InvocationContext("f", "/app").invocation_id
-
