@@ -203,6 +203,17 @@ def test_failed_operation_raises_with_the_servers_problem_details(harness: Harne
     assert caught.value.operation_id == "abc"
 
 
+def test_get_returns_a_failed_status_and_result_raises_for_it(harness: Harness) -> None:
+    problem = {"title": "Report failed", "status": 500, "detail": "disk full"}
+    script = Script(
+        ("GET", MONITOR_PATH, reply(200, {"id": "abc", "status": "Failed", "error": problem}))
+    )
+    status = harness.call(script, "get", "abc")
+    assert (status.state, status.error) == (RunState.FAILED, problem)
+    with pytest.raises(OperationFailed, match="disk full"):
+        harness.call(Script(), "result", status)  # decided from the status: no request
+
+
 def test_canceled_operation_raises(harness: Harness) -> None:
     script = Script(("GET", MONITOR_PATH, reply(200, {"id": "abc", "status": "Canceled"})))
     with pytest.raises(OperationCanceled):
