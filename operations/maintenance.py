@@ -83,7 +83,8 @@ async def expire_operations(client: df.DurableOrchestrationClient, now: datetime
     """One expiry pass; how many operations were expired."""
     ttl = timedelta(seconds=get_int("OPS_OPERATION_TTL_SECONDS"))
     store = await asyncio.to_thread(BlobStore.from_settings)
-    statuses = await client.get_status_by(runtime_status=_ENDED_RUNTIME)
+    # Whatever ended a TTL ago was created at least a TTL ago: let the runtime filter.
+    statuses = await client.get_status_by(created_time_to=now - ttl, runtime_status=_ENDED_RUNTIME)
     expired = 0
     for status in statuses:
         kind = find_kind_by_orchestrator(status.name)
@@ -94,26 +95,42 @@ async def expire_operations(client: df.DurableOrchestrationClient, now: datetime
             ended = ended.replace(tzinfo=UTC)
         if now - ended < ttl:
             continue
-        operation_id = str(status.instance_id)
-        runtime = status.runtime_status.value if status.runtime_status else None
-        tombstone = {
-            "id": operation_id,
-            "kind": kind.name,
-            "status": str(operation_state(runtime)),
-            "createdAt": iso_utc(status.created_time),
-            "endedAt": iso_utc(ended),
-            "expiredAt": iso_utc(now),
-        }
-        # Tombstone first: from here on the operation answers 410, whatever fails next.
-        await asyncio.to_thread(
-            store.replace_record, tombstone_blob_name(operation_id), tombstone, None
-        )
-        await asyncio.to_thread(store.delete_operation_blobs, operation_id)
-        await client.purge_instance_history(operation_id)
+        try:
+            await _expire_one(client, store, status, kind.name, ended, now)
+        except Exception:
+            # One stuck operation must not keep the others alive; it is retried next tick.
+            log.exception("expiring operation %s failed", status.instance_id)
+            continue
         expired += 1
     keys = IdempotencyStore(store, timedelta(seconds=get_int("OPS_IDEMPOTENCY_TTL_SECONDS")))
     await asyncio.to_thread(keys.delete_expired, now)
     return expired
+
+
+async def _expire_one(
+    client: df.DurableOrchestrationClient,
+    store: BlobStore,
+    status: Any,
+    kind: str,
+    ended: datetime,
+    now: datetime,
+) -> None:
+    operation_id = str(status.instance_id)
+    runtime = status.runtime_status.value if status.runtime_status else None
+    tombstone = {
+        "id": operation_id,
+        "kind": kind,
+        "status": str(operation_state(runtime)),
+        "createdAt": iso_utc(status.created_time),
+        "endedAt": iso_utc(ended),
+        "expiredAt": iso_utc(now),
+    }
+    # Tombstone first: from here on the operation answers 410, whatever fails next.
+    await asyncio.to_thread(
+        store.replace_record, tombstone_blob_name(operation_id), tombstone, None
+    )
+    await asyncio.to_thread(store.delete_operation_blobs, operation_id)
+    await client.purge_instance_history(operation_id)
 
 
 @bp.timer_trigger(
