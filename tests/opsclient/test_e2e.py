@@ -119,11 +119,12 @@ def test_raise_event_decides_an_approval(running_app: RunningApp) -> None:
 
 def test_progress_callbacks(running_app: RunningApp) -> None:
     seen: list[OperationStatus] = []
-    with client_for(running_app) as client:
+    eager = PollingPolicy(min_interval=0.02, max_interval=0.05, default_interval=0.05)
+    with OperationsClient(running_app.url, polling=eager) as client:
         report = client.run(
-            "report", {"rows": 200_000, "partitions": 8}, timeout=WAIT, on_progress=seen.append
+            "report", {"rows": 400_000, "partitions": 16}, timeout=WAIT, on_progress=seen.append
         )
-    assert report["rows"] == 200_000
+    assert report["rows"] == 400_000
     progress = [s.progress for s in seen]
     assert progress, "no progress was reported"
     assert all(isinstance(p, Progress) for p in progress)
@@ -132,6 +133,23 @@ def test_progress_callbacks(running_app: RunningApp) -> None:
     assert all(0.0 <= f <= 1.0 for f in fractions)
     # Called on changes only: no two neighbours are the same.
     assert all(a != b for a, b in itertools.pairwise(progress))
+
+
+def test_progress_of_a_waiting_approval_then_its_decision(running_app: RunningApp) -> None:
+    messages: list[str | None] = []
+    with client_for(running_app) as client:
+        operation = client.start("approval", {"subject": "opsclient e2e", "timeoutSeconds": 600})
+
+        def approve_once_waiting(status: OperationStatus) -> None:
+            messages.append(status.progress.message if status.progress else None)
+            if len(messages) == 1:
+                client.raise_event(operation, "approve", {"approved": False, "by": "opsclient"})
+
+        final = client.wait(operation, timeout=WAIT, on_progress=approve_once_waiting)
+        outcome = client.result(final)
+    assert outcome["outcome"] == "rejected"
+    assert messages[0] is not None and "waiting for approval" in messages[0]
+    assert len(messages) == len(set(messages))  # reported on changes only
 
 
 def test_idempotent_start(running_app: RunningApp) -> None:
