@@ -9,53 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import threading
 import traceback
-import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 from azure.functions.meta import Datum
 
+from durablehost.invocation import InvocationContext
 from durablehost.loader import FunctionInfo
 
-__all__ = ["ActivityFailure", "InvocationContext", "invoke_activity", "wants_context"]
-
-
-class InvocationContext(func.Context):
-    """The `context` argument a function may declare (azure.functions.Context)."""
-
-    def __init__(self, function_name: str, function_directory: str = "") -> None:
-        self._invocation_id = str(uuid.uuid4())
-        self._function_name = function_name
-        self._function_directory = function_directory
-        self._thread_local_storage = threading.local()
-
-    @property
-    def invocation_id(self) -> str:
-        return self._invocation_id
-
-    @property
-    def function_name(self) -> str:
-        return self._function_name
-
-    @property
-    def function_directory(self) -> str:
-        return self._function_directory
-
-    @property
-    def trace_context(self) -> Any:
-        return None
-
-    @property
-    def retry_context(self) -> Any:
-        return None
-
-    @property
-    def thread_local_storage(self) -> Any:
-        return self._thread_local_storage
+__all__ = ["ActivityFailure", "invoke_activity", "wants_context"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +54,7 @@ async def invoke_activity(
         return _failure(info, exc)
     kwargs: dict[str, Any] = {info.trigger_param: value}
     if wants_context(info):
-        kwargs["context"] = InvocationContext(info.function_name)
+        kwargs["context"] = InvocationContext(info.function_name, _function_directory(info))
     if info.is_async:
         try:
             result = await info.user_function(**kwargs)
@@ -123,3 +89,8 @@ def _failure(info: FunctionInfo, exc: BaseException) -> ActivityFailure:
         reason=f"Activity function '{info.name}' failed: {type(exc).__name__}: {exc}",
         details="".join(traceback.format_exception(type(exc), exc, frames)),
     )
+
+
+def _function_directory(info: FunctionInfo) -> str:
+    code = getattr(info.user_function, "__code__", None)
+    return str(Path(code.co_filename).parent) if code is not None else ""
