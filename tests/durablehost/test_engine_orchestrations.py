@@ -233,17 +233,6 @@ async def test_durable_timer_fires_at_its_time(engine: DurableEngine) -> None:
     assert (fired.timer_id, fired.fire_at) == (created.event_id, created.fire_at)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "The injectable clock cannot skip time: DurableEngine._timer_loop waits "
-        "(due - clock()) REAL seconds, computed when it last looked, on _timer_signal, "
-        "which only a new timer sets. Moving the clock forward is not noticed until that "
-        "wait ends (an hour here). Needs a public way to wake the timer loop after a "
-        "clock change (or a clock object that also provides the wait)."
-    ),
-)
 async def test_timers_fire_when_the_clock_says_so(tmp_path: Path) -> None:
     """With a clock the test controls, an hour-long timer fires as soon as it is due."""
     clock = SteppingClock()

@@ -208,6 +208,12 @@ def wait_forever(context: df.DurableOrchestrationContext) -> Orchestration:
 
 
 @app.orchestration_trigger(context_name="context")
+def parent_of_waiter(context: df.DurableOrchestrationContext) -> Orchestration:
+    """A parent whose child (instance id = input) waits for 'never'."""
+    return (yield context.call_sub_orchestrator("wait_forever", None, context.get_input()))
+
+
+@app.orchestration_trigger(context_name="context")
 def suspendable(context: df.DurableOrchestrationContext) -> Orchestration:
     first = yield context.call_activity("say_hello", "before")
     event = yield context.wait_for_external_event("go")
