@@ -121,7 +121,10 @@ async def _gone_or_missing(operation_id: str) -> func.HttpResponse:
                 f"{tombstone.body.get('expiredAt')}; its status and result were deleted.",
                 expiredAt=tombstone.body.get("expiredAt"),
             )
-    return problem(404, "operation-not-found", f"There is no operation {operation_id!r}.")
+    hint = ""
+    if operation_id in {kind.name for kind in all_kinds()}:
+        hint = f" To start a {operation_id} operation, POST to this URL."
+    return problem(404, "operation-not-found", f"There is no operation {operation_id!r}.{hint}")
 
 
 async def _find_operation(

@@ -140,6 +140,11 @@ def test_unknown_operation_is_404_everywhere(app_host: AppHost, operation_id: st
     _problem(404, app_host.http.delete(f"{app_host.api}/{operation_id}"))
 
 
+def test_get_on_a_kind_url_says_how_to_start_one(app_host: AppHost) -> None:
+    body = _problem(404, app_host.http.get(f"{app_host.api}/report"))
+    assert "POST" in str(body["detail"])
+
+
 # ------------------------------------------------------------------- list
 
 
