@@ -113,3 +113,13 @@ async def test_a_stored_instance_of_a_vanished_orchestrator_fails_on_start(
     text = json.loads(status.output or "null")
     assert "'renamed_away' doesn't exist" in text
     assert "chain" in text
+
+
+async def test_an_activity_result_that_is_not_json_fails_the_activity(
+    engine: DurableEngine,
+) -> None:
+    text = await failed_message(engine, "call_named", {"activity": "returns_object", "input": 1})
+    assert "Activity function 'returns_object' failed" in text
+    # The host keeps going.
+    instance_id = await engine.start_orchestration("chain", json.dumps(["after"]))
+    assert (await finish(engine, instance_id)).runtime_status is RuntimeStatus.COMPLETED

@@ -44,7 +44,8 @@ def output(status: Any) -> Any:
 
 async def has_event(engine: DurableEngine, instance_id: str, kind: EventType, count: int) -> bool:
     status = await engine.get_status(instance_id, show_history=True)
-    assert status is not None and status.history is not None
+    if status is None or status.history is None:
+        return False  # not created yet
     return sum(1 for e in status.history if e.event_type is kind) >= count
 
 

@@ -75,6 +75,12 @@ def boom(message: str) -> None:
     raise ValueError(message)
 
 
+@app.activity_trigger(input_name="value")
+def returns_object(value: Any) -> Any:
+    """Returns something that is not JSON: the activity must fail, not the host."""
+    return object()
+
+
 @app.activity_trigger(input_name="limit")
 def measure(limit: int) -> int:
     """Holds until `limit` activities have run at once (or a second passes), so the
@@ -131,6 +137,13 @@ def chain(context: df.DurableOrchestrationContext) -> Orchestration:
     for city in cities:
         results.append((yield context.call_activity("say_hello", city)))
     return results
+
+
+@app.orchestration_trigger(context_name="context")
+def call_named(context: df.DurableOrchestrationContext) -> Orchestration:
+    """Calls the activity named in the input: {"activity", "input"}."""
+    spec = context.get_input()
+    return (yield context.call_activity(spec["activity"], spec["input"]))
 
 
 @app.orchestration_trigger(context_name="context")
