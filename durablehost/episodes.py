@@ -189,7 +189,7 @@ def _run(
         )
     if not outcome.is_done:
         _schedule(record, instance, outcome, appended, commit, now, orchestrators, activities)
-    appended.append(HistoryEvent(EventType.ORCHESTRATOR_COMPLETED, now))
+    appended.append(HistoryEvent(EventType.ORCHESTRATOR_COMPLETED, now, is_played=True))
     finished = False
     if outcome.is_done and outcome.continued_as_new:
         _continue_as_new(record, instance, outcome, regular, commit, now)
@@ -209,6 +209,7 @@ def _run(
                     reason=reason,
                     details=details or None,
                     orchestration_status=RuntimeStatus.FAILED.value,
+                    is_played=True,
                 )
             )
         else:
@@ -220,13 +221,15 @@ def _run(
                     now,
                     result=outcome.output,
                     orchestration_status=RuntimeStatus.COMPLETED.value,
+                    is_played=True,
                 )
             )
         notice = parent_notification(instance, now)
         if notice is not None:
             commit.messages.append(notice)
     commit.instance = instance
-    # Stored as played: every later replay sees them as old events.
+    # Stored as played: every later replay sees them as old events. (What the host
+    # writes itself is built played; replace() on every event costs ~10 us each.)
     commit.history = [event.played() for event in appended]
     return EpisodePlan(
         commit=commit,
@@ -258,6 +261,7 @@ def _schedule(
                     event_id=task.task_id,
                     name=name,
                     input=task.input,
+                    is_played=True,
                 )
             )
             if name in activities:
@@ -281,7 +285,13 @@ def _schedule(
         elif task.kind == TIMER:
             fire_at = task.fire_at or now
             appended.append(
-                HistoryEvent(EventType.TIMER_CREATED, now, event_id=task.task_id, fire_at=fire_at)
+                HistoryEvent(
+                    EventType.TIMER_CREATED,
+                    now,
+                    event_id=task.task_id,
+                    fire_at=fire_at,
+                    is_played=True,
+                )
             )
             fired = HistoryEvent(
                 EventType.TIMER_FIRED, fire_at, timer_id=task.task_id, fire_at=fire_at
@@ -300,6 +310,7 @@ def _schedule(
                     name=name,
                     input=task.input,
                     instance_id=child_id,
+                    is_played=True,
                 )
             )
             if name in orchestrators:
