@@ -462,6 +462,61 @@ def test_complete_activity_of_a_purged_instance_stores_nothing(store: TaskHubSto
     assert store.pending_messages() == []
 
 
+def test_complete_activities_commits_a_batch_in_one_transaction(store: TaskHubStore) -> None:
+    """The engine's group commit of activity results (optional for a backend: the
+    engine falls back to complete_activity one by one)."""
+    complete_many = getattr(store, "complete_activities", None)
+    if complete_many is None:
+        pytest.skip("this backend has no complete_activities")
+    instance = record("batch")
+    create(store, instance)
+    _, work = store.commit_episodes(
+        [
+            EpisodeCommit(
+                instance=instance,
+                activities=[
+                    ActivityWork("batch", instance.execution_id, n, "a", None) for n in range(3)
+                ],
+            )
+        ]
+    )
+
+    def result(task_id: int, value: object = "1") -> Message:
+        event = HistoryEvent(EventType.TASK_COMPLETED, T0, task_scheduled_id=task_id)
+        return Message("batch", replace(event, result=value))  # type: ignore[arg-type]
+
+    before = store.pending_messages()
+    # A batch whose last result cannot be stored changes nothing.
+    with pytest.raises(TypeError):
+        complete_many([(work[0].work_id, result(0)), (work[1].work_id, result(1, {1}))])
+    assert store.pending_messages() == before
+    assert store.pending_activities() == work
+
+    assert store.delete_instance("batch")
+    create(store, instance)
+    _, work = store.commit_episodes(
+        [
+            EpisodeCommit(
+                instance=instance,
+                activities=[
+                    ActivityWork("batch", instance.execution_id, n, "a", None) for n in range(2)
+                ],
+            )
+        ]
+    )
+    stored = complete_many(
+        [(work[0].work_id, result(0)), (10_000, result(9)), (work[1].work_id, result(1))]
+    )
+    assert [m is not None for m in stored] == [True, False, True]
+    assert store.pending_activities() == []
+    completed = [
+        m.event.task_scheduled_id
+        for m in store.pending_messages()
+        if m.event.event_type is EventType.TASK_COMPLETED
+    ]
+    assert completed == [0, 1]
+
+
 def test_pending_activities_are_oldest_first(store: TaskHubStore) -> None:
     instance = record("order")
     create(store, instance)
