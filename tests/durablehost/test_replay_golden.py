@@ -56,8 +56,6 @@ class Scenario:
     why: str
     # Runs each time the hub settles (step 0 = after the first episode's work is done).
     between_steps: Driver | None = None
-    # Runs right after the start, before the engine has had a chance to run anything.
-    after_start: Driver | None = None
 
 
 async def _approve_at_first_settle(engine: DurableEngine, step: int) -> None:
@@ -224,8 +222,6 @@ async def run_scenario(
         await engine.start_orchestration(
             scenario.orchestrator, json.dumps(scenario.input), INSTANCE_ID
         )
-        if scenario.after_start is not None:
-            await scenario.after_start(engine, -1)
         hook = scenario.between_steps
 
         async def between_steps(step: int) -> None:
