@@ -204,6 +204,16 @@ async def test_terminate_discards_the_result_of_a_running_activity(
     assert [m for m in engine.store.pending_messages() if m.instance_id == instance_id] == []
 
 
+async def test_terminate_a_suspended_instance(engine: DurableEngine) -> None:
+    instance_id = await start(engine, "wait_forever")
+    await wait_until(lambda: status_is(engine, instance_id, RuntimeStatus.RUNNING))
+    await engine.suspend(instance_id, None)
+    await wait_until(lambda: status_is(engine, instance_id, RuntimeStatus.SUSPENDED))
+    await engine.terminate(instance_id, "while suspended")
+    status = await finish(engine, instance_id)
+    assert (status.runtime_status, output(status)) == (RuntimeStatus.TERMINATED, "while suspended")
+
+
 async def test_terminate_unknown_instance(engine: DurableEngine) -> None:
     with pytest.raises(InstanceNotFoundError):
         await engine.terminate("nobody", None)

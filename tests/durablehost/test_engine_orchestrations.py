@@ -105,6 +105,21 @@ async def test_function_names_are_case_insensitive(engine: DurableEngine) -> Non
     assert output(await finish(engine, await start(engine, "call_named", spec))) == "Hello upper!"
 
 
+async def test_a_long_chain_keeps_its_order(engine: DurableEngine) -> None:
+    """100 sequential activities: live sessions (no replay) stay in step with the
+    history the engine writes."""
+    cities = [f"c{n}" for n in range(100)]
+    status = await finish(engine, await start(engine, "chain", cities), within=30)
+    assert output(status) == [f"Hello {city}!" for city in cities]
+
+
+async def test_payloads_round_trip_unchanged(engine: DurableEngine) -> None:
+    cities = ["Zürich ☃", 'quote " and \\ backslash', "x" * 20_000]
+    status = await finish(engine, await start(engine, "chain", cities))
+    assert output(status) == [f"Hello {city}!" for city in cities]
+    assert json.loads(status.input or "null") == cities
+
+
 async def test_many_instances_progress_at_once(engine: DurableEngine) -> None:
     ids = [await start(engine, "chain", [f"city{n}"]) for n in range(30)]
     for n, instance_id in enumerate(ids):

@@ -22,7 +22,7 @@ import pytest
 from durablehost.engine import DurableEngine
 from durablehost.episodes import execution_started
 from durablehost.history import EventType
-from durablehost.model import RuntimeStatus
+from durablehost.model import InstanceQuery, RuntimeStatus
 from durablehost.store import InstanceRecord, Message, open_store
 from tests.durablehost.engine_fixtures import (
     finish,
@@ -179,6 +179,58 @@ async def test_work_in_flight_completes_after_a_restart_without_rerunning_commit
     for key in gated:
         # In flight at the stop and never committed: run again (at least once).
         assert calls[f"{key}-b"] == 2, key
+
+
+def committed_keys(hub: Path) -> set[str]:
+    """Keys of the record_call activities whose result the hub holds (in a history or
+    as a message not yet delivered): the results that must never be computed again."""
+    store = open_store(hub)
+    try:
+        keys: set[str] = set()
+        for instance in store.list_instances(InstanceQuery())[0]:
+            events = store.get_history(instance.instance_id)
+            inputs = {
+                e.event_id: json.loads(e.input or "null")
+                for e in events
+                if e.event_type is EventType.TASK_SCHEDULED
+            }
+            done = {e.task_scheduled_id for e in events if e.event_type is EventType.TASK_COMPLETED}
+            done |= {
+                m.event.task_scheduled_id
+                for m in store.pending_messages()
+                if m.instance_id == instance.instance_id
+                and m.event.event_type is EventType.TASK_COMPLETED
+            }
+            keys |= {inputs[task_id]["key"] for task_id in done if task_id in inputs}
+        return keys
+    finally:
+        store.close()
+
+
+async def test_a_fan_out_stopped_half_way_never_recomputes_a_committed_result(
+    tmp_path: Path,
+) -> None:
+    hub, log = tmp_path / "hub.sqlite3", tmp_path / "calls.log"
+    prefixes = [unique("fan") for _ in range(3)]
+    async with running_engine(hub, max_concurrent_activities=4) as engine:
+        for prefix in prefixes:
+            spec = {"prefix": prefix, "log": str(log), "count": 40}
+            await engine.start_orchestration("record_fan_out", json.dumps(spec), prefix)
+        # Stop somewhere in the middle: some results committed, some in flight.
+        await wait_until(
+            lambda: log.exists() and len(log.read_text().split()) >= 30, what="some calls"
+        )
+    committed = committed_keys(hub)
+    assert committed, "nothing was committed before the stop"
+
+    async with running_engine(hub, max_concurrent_activities=4) as engine:
+        for prefix in prefixes:
+            status = await finish(engine, prefix)
+            assert output(status) == [f"{prefix}-{n}".upper() for n in range(40)]
+    calls = Counter(log.read_text().split())
+    everything = {f"{prefix}-{n}" for prefix in prefixes for n in range(40)}
+    assert set(calls) == everything
+    assert {key for key in committed if calls[key] != 1} == set()
 
 
 async def test_a_start_accepted_before_a_restart_runs_after_it(tmp_path: Path) -> None:

@@ -390,6 +390,17 @@ def concurrency(context: df.DurableOrchestrationContext) -> Orchestration:
 
 
 @app.orchestration_trigger(context_name="context")
+def record_fan_out(context: df.DurableOrchestrationContext) -> Orchestration:
+    """Fan-out of record_call: input {"prefix", "log", "count"}; returns the results."""
+    spec = context.get_input()
+    calls = [
+        context.call_activity("record_call", {"key": f"{spec['prefix']}-{n}", "log": spec["log"]})
+        for n in range(spec["count"])
+    ]
+    return (yield context.task_all(calls))
+
+
+@app.orchestration_trigger(context_name="context")
 def recoverable(context: df.DurableOrchestrationContext) -> Orchestration:
     """A committed activity, then either a gated activity or a timer, then one more."""
     spec = context.get_input()
