@@ -42,7 +42,13 @@ from durablehost.model import (
     RuntimeStatus,
 )
 from durablehost.rewind import plan_rewind
-from durablehost.store.base import ActivityWork, InstanceRecord, Message, TaskHubStore
+from durablehost.store.base import (
+    ActivityWork,
+    EpisodeCommit,
+    InstanceRecord,
+    Message,
+    TaskHubStore,
+)
 
 __all__ = ["Clock", "DurableEngine", "system_clock"]
 
@@ -75,6 +81,15 @@ class _CachedInstance:
     record: InstanceRecord
     history: list[HistoryEvent]
     scheduled_ids: set[int] | None = None
+
+
+@dataclass(slots=True)
+class _ActivityResult(Message):
+    """An activity's result routed to its instance before it is stored: the episode
+    that consumes it commits it (as history) together with the deletion of its work
+    item. Until then it is only in memory; lost in a crash, the work item runs again."""
+
+    work_id: int = 0
 
 
 @dataclass(order=True, slots=True)
@@ -118,6 +133,11 @@ class DurableEngine:
         self._timers: list[_DueTimer] = []
         self._timer_signal = asyncio.Event()
         self._activities: asyncio.Queue[ActivityWork] = asyncio.Queue()
+        # Stores that can delete work items in an episode's transaction get activity
+        # results in memory (one transaction per step); others get them stored first.
+        self._results_in_episodes = hasattr(store, "commit_episodes_with_results") and hasattr(
+            store, "complete_activities"
+        )
         # Activity results waiting for the next group commit (see _completion_loop).
         self._completions: list[tuple[int, Message]] = []
         self._completion_signal = asyncio.Event()
@@ -244,12 +264,15 @@ class DurableEngine:
         if not planned:
             return retried
         try:
-            new_messages, new_work = self.store.commit_episodes([p[3].commit for p in planned])
+            new_messages, new_work = self._commit([p[3].commit for p in planned], planned)
         except Exception:
             for instance_id, messages, _, _ in planned:
                 self._retry_later(instance_id, messages)
                 retried.add(instance_id)
             return retried
+        for _, _, _, plan in planned:
+            if any(isinstance(message, _ActivityResult) for message in plan.held):
+                self._store_held_results(plan)
         for instance_id, _, cached, plan in planned:
             self._after_commit(instance_id, cached, plan)
         for message in new_messages:
@@ -257,6 +280,44 @@ class DurableEngine:
         for work in new_work:
             self._activities.put_nowait(work)
         return retried
+
+    def _commit(
+        self,
+        commits: list[EpisodeCommit],
+        planned: list[tuple[str, list[Message], _CachedInstance, EpisodePlan]],
+    ) -> tuple[list[Message], list[ActivityWork]]:
+        if not self._results_in_episodes:
+            return self.store.commit_episodes(commits)
+        # The results these episodes consumed (not those held by a suspended instance).
+        completed = []
+        for _, messages, _, plan in planned:
+            held = {id(message) for message in plan.held}
+            completed += [
+                message.work_id
+                for message in messages
+                if isinstance(message, _ActivityResult) and id(message) not in held
+            ]
+        commit_with_results = getattr(self.store, "commit_episodes_with_results")  # noqa: B009
+        result: tuple[list[Message], list[ActivityWork]] = commit_with_results(commits, completed)
+        return result
+
+    def _store_held_results(self, plan: EpisodePlan) -> None:
+        """A suspended instance holds its messages: store the activity results among
+        them now (each with its work item's deletion), as they would be otherwise."""
+        results = [m for m in plan.held if isinstance(m, _ActivityResult)]
+        complete_activities = getattr(self.store, "complete_activities")  # noqa: B009
+        stored = complete_activities(
+            [
+                (r.work_id, Message(r.instance_id, r.event, execution_id=r.execution_id))
+                for r in results
+            ]
+        )
+        replacement = {id(result): message for result, message in zip(results, stored, strict=True)}
+        plan.held = [
+            replacement.get(id(message), message)
+            for message in plan.held
+            if not (isinstance(message, _ActivityResult) and replacement[id(message)] is None)
+        ]
 
     def _retry_later(self, instance_id: str, messages: list[Message]) -> None:
         # A host bug or a store error: keep the messages (they are still in the store)
@@ -369,6 +430,13 @@ class DurableEngine:
             event = HistoryEvent(
                 EventType.TASK_COMPLETED, done, task_scheduled_id=work.task_id, result=outcome
             )
+        if self._results_in_episodes:
+            self._route(
+                _ActivityResult(
+                    work.instance_id, event, execution_id=work.execution_id, work_id=work.work_id
+                )
+            )
+            return
         message = Message(work.instance_id, event, execution_id=work.execution_id)
         self._completions.append((work.work_id, message))
         self._completion_signal.set()

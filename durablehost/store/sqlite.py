@@ -155,9 +155,21 @@ class SqliteTaskHubStore:
     def commit_episodes(
         self, commits: Sequence[EpisodeCommit]
     ) -> tuple[list[Message], list[ActivityWork]]:
+        return self.commit_episodes_with_results(commits, ())
+
+    def commit_episodes_with_results(
+        self, commits: Sequence[EpisodeCommit], completed_work_ids: Sequence[int]
+    ) -> tuple[list[Message], list[ActivityWork]]:
+        """`commit_episodes`, also deleting the activity work items whose results these
+        episodes consume (results the engine routed without storing them as messages:
+        one transaction per step instead of two)."""
         new_messages: list[Message] = []
         new_work: list[ActivityWork] = []
         with self._transaction() as db:
+            if completed_work_ids:
+                db.executemany(
+                    "DELETE FROM activities WHERE id = ?", [(i,) for i in completed_work_ids]
+                )
             for commit in commits:
                 new_messages += self._apply_episode(db, commit)
                 new_work += _insert_activities(db, commit.activities)
@@ -166,10 +178,9 @@ class SqliteTaskHubStore:
     def _apply_episode(self, db: sqlite3.Connection, commit: EpisodeCommit) -> list[Message]:
         instance = commit.instance
         instance_id = instance.instance_id
-        if commit.consumed_message_ids:
-            db.executemany(
-                "DELETE FROM messages WHERE id = ?", [(i,) for i in commit.consumed_message_ids]
-            )
+        consumed = [(i,) for i in commit.consumed_message_ids if i]  # 0: never stored
+        if consumed:
+            db.executemany("DELETE FROM messages WHERE id = ?", consumed)
         if commit.drop_pending_work:
             db.execute("DELETE FROM activities WHERE instance_id = ?", (instance_id,))
             db.execute("DELETE FROM messages WHERE instance_id = ?", (instance_id,))
