@@ -299,6 +299,17 @@ async def test_rewind_of_a_failed_activity_in_the_top_level(engine: DurableEngin
     assert EventType.TASK_FAILED not in types(await history(engine, instance_id))
 
 
+async def test_rewind_of_an_orchestrator_code_failure_replays_it(engine: DurableEngine) -> None:
+    """No failed task to re-run: the orchestrator is replayed, fails the same way again,
+    and nothing hangs."""
+    instance_id = await start(engine, "raising")
+    assert (await finish(engine, instance_id)).runtime_status is RuntimeStatus.FAILED
+    await engine.rewind(instance_id, None)
+    status = await finish(engine, instance_id)
+    assert status.runtime_status is RuntimeStatus.FAILED
+    assert "orchestrator code failed" in output(status)
+
+
 async def test_rewind_needs_a_failed_instance(engine: DurableEngine) -> None:
     with pytest.raises(InstanceNotFoundError):
         await engine.rewind("nobody", None)

@@ -228,6 +228,16 @@ async def test_sub_orchestrations_generated_explicit_and_retried(engine: Durable
     ]
 
 
+async def test_a_retried_sub_orchestration_keeps_its_explicit_id(engine: DurableEngine) -> None:
+    key, child_id = unique("named-retry"), unique("kid")
+    spec = {"key": key, "fail": 1, "child_id": child_id}
+    instance_id = await start(engine, "sub_retry_named", spec)
+    assert output(await finish(engine, instance_id)) == f"{key} ok after 2"
+    child = await engine.get_status(child_id)
+    assert child is not None and child.runtime_status is RuntimeStatus.COMPLETED
+    assert child.parent_instance_id == instance_id
+
+
 async def test_a_failing_child_fails_in_the_parent(engine: DurableEngine) -> None:
     status = await finish(engine, await start(engine, "parent_of_failure"))
     assert status.runtime_status is RuntimeStatus.COMPLETED
@@ -317,6 +327,13 @@ async def test_several_events_of_one_name_while_waiting(engine: DurableEngine) -
     assert output(status) == [0, 1, 2]
     raised = of_type(await history(engine, instance_id), EventType.EVENT_RAISED)
     assert [(e.name, e.input) for e in raised] == [("item", "0"), ("item", "1"), ("item", "2")]
+
+
+async def test_many_events_arrive_in_the_order_they_were_raised(engine: DurableEngine) -> None:
+    instance_id = await start(engine, "collect_events", 50)
+    for n in range(50):
+        await engine.raise_event(instance_id, "item", str(n))
+    assert output(await finish(engine, instance_id)) == list(range(50))
 
 
 async def test_an_event_without_data_arrives_as_none(engine: DurableEngine) -> None:

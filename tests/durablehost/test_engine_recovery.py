@@ -233,6 +233,24 @@ async def test_a_fan_out_stopped_half_way_never_recomputes_a_committed_result(
     assert {key for key in committed if calls[key] != 1} == set()
 
 
+async def test_a_suspended_instance_stays_suspended_across_a_restart(tmp_path: Path) -> None:
+    hub = tmp_path / "hub.sqlite3"
+    async with running_engine(hub) as engine:
+        instance_id = await engine.start_orchestration("suspendable", None)
+        await wait_until(
+            lambda: has_event(engine, instance_id, EventType.ORCHESTRATOR_COMPLETED, 2),
+            what="the wait for 'go'",
+        )
+        await engine.suspend(instance_id, None)
+        await engine.raise_event(instance_id, "go", '"after restart"')
+    async with running_engine(hub) as engine:
+        status = await engine.wait_for_completion(instance_id, 0.2)
+        assert status is not None and status.runtime_status is RuntimeStatus.SUSPENDED
+        await engine.resume(instance_id, None)
+        status = await finish(engine, instance_id)
+    assert output(status) == ["Hello before!", "after restart", "Hello after!"]
+
+
 async def test_a_start_accepted_before_a_restart_runs_after_it(tmp_path: Path) -> None:
     hub = tmp_path / "hub.sqlite3"
     now = datetime.now(UTC)

@@ -308,6 +308,20 @@ def sub_retry(context: df.DurableOrchestrationContext) -> Orchestration:
 
 
 @app.orchestration_trigger(context_name="context")
+def sub_retry_named(context: df.DurableOrchestrationContext) -> Orchestration:
+    """A retried sub-orchestration with an explicit instance id (the same for every
+    attempt): input {"key", "fail", "child_id"}."""
+    spec = context.get_input()
+    options = df.RetryOptions(10, 3)
+    job = {"key": spec["key"], "fail": spec["fail"]}
+    return (
+        yield context.call_sub_orchestrator_with_retry(
+            "child_fails_once", options, job, spec["child_id"]
+        )
+    )
+
+
+@app.orchestration_trigger(context_name="context")
 def parent_of_failure(context: df.DurableOrchestrationContext) -> Orchestration:
     try:
         yield context.call_sub_orchestrator("failing", "child exploded")
