@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from durablehost.engine import DurableEngine
-from durablehost.history import EventType, HistoryEvent
+from durablehost.history import HistoryEvent
 from durablehost.loader import FunctionIndex, load_app
 from durablehost.model import TERMINAL_STATUSES, InstanceStatus
 from durablehost.store import open_store
@@ -191,7 +191,7 @@ def event_shape(event: HistoryEvent) -> dict[str, Any]:
         shape["taskScheduledId"] = event.task_scheduled_id
     if event.timer_id is not None:
         shape["timerId"] = event.timer_id
-    if event.name is not None and event.event_type is not EventType.GENERIC_EVENT:
+    if event.name is not None:
         shape["name"] = event.name
     return shape
 
