@@ -266,6 +266,20 @@ async def test_a_start_accepted_before_a_restart_runs_after_it(tmp_path: Path) -
         assert output(await finish(engine, "accepted")) == ["Hello Lima!"]
 
 
+async def test_accepted_starts_and_events_survive_an_immediate_stop(tmp_path: Path) -> None:
+    """Once start_orchestration / raise_event return, the work is durable: stopping the
+    engine before it ran anything loses nothing."""
+    hub = tmp_path / "hub.sqlite3"
+    async with running_engine(hub) as engine:
+        chain_id = await engine.start_orchestration("chain", json.dumps(["Quito"]))
+        events_id = await engine.start_orchestration("collect_events", "2")
+        await engine.raise_event(events_id, "item", '"one"')
+        await engine.raise_event(events_id, "item", '"two"')
+    async with running_engine(hub) as engine:
+        assert output(await finish(engine, chain_id)) == ["Hello Quito!"]
+        assert output(await finish(engine, events_id)) == ["one", "two"]
+
+
 async def test_replay_after_a_restart_sees_the_same_time_and_uuids(tmp_path: Path) -> None:
     """Extended sessions keep the orchestrator alive between episodes; after a restart
     it is rebuilt by a full replay, which must see exactly what the live run saw."""
