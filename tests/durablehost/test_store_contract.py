@@ -2,8 +2,9 @@
 
 To check another backend, add one entry to STORE_BACKENDS: a name and a function that
 opens the store at a location inside the test's tmp_path (the same location twice
-must open the same hub, for the durability tests). Tests that are about SQLite itself
-(the schema version) are at the end, outside the parametrisation.
+must open the same hub, for the durability tests). What is about SQLite itself (schema
+version, WAL, open_store) is in test_engine_store_sqlite.py. Optional methods the engine
+detects (group commits) are tested when a backend has them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from durablehost.errors import ConfigError, InstanceAlreadyExistsError, InvalidInputError
+from durablehost.errors import InstanceAlreadyExistsError, InvalidInputError
 from durablehost.history import EventType, HistoryEvent
 from durablehost.model import InstanceQuery, RuntimeStatus
 from durablehost.store import (
@@ -30,9 +30,7 @@ from durablehost.store import (
     Message,
     SqliteTaskHubStore,
     TaskHubStore,
-    open_store,
 )
-from durablehost.store.migrations import MIGRATIONS
 
 OpenStore = Callable[[Path], TaskHubStore]
 
@@ -517,6 +515,50 @@ def test_complete_activities_commits_a_batch_in_one_transaction(store: TaskHubSt
     assert completed == [0, 1]
 
 
+def test_commit_with_results_deletes_the_consumed_work_in_the_same_transaction(
+    store: TaskHubStore,
+) -> None:
+    """Optional for a backend: episodes that consume activity results the engine kept in
+    memory delete those work items in their own transaction, or not at all."""
+    commit_with_results = getattr(store, "commit_episodes_with_results", None)
+    if commit_with_results is None:
+        pytest.skip("this backend has no commit_episodes_with_results")
+    instance = record("steps")
+    create(store, instance)
+    _, work = store.commit_episodes(
+        [
+            EpisodeCommit(
+                instance=instance,
+                activities=[
+                    ActivityWork("steps", instance.execution_id, n, "a", None) for n in range(3)
+                ],
+            )
+        ]
+    )
+    completed = HistoryEvent(EventType.TASK_COMPLETED, T0, task_scheduled_id=0, result="1")
+    bad = Message("steps", replace(completed, input={1}))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        commit_with_results([EpisodeCommit(instance=instance, messages=[bad])], [work[0].work_id])
+    assert store.pending_activities() == work
+
+    running = replace(instance, status=RuntimeStatus.RUNNING)
+    new_messages, new_work = commit_with_results(
+        [
+            EpisodeCommit(
+                instance=running,
+                history=[completed],
+                activities=[ActivityWork("steps", instance.execution_id, 3, "a", None)],
+            )
+        ],
+        [work[0].work_id, work[1].work_id],
+    )
+    assert new_messages == []
+    assert [w.task_id for w in store.pending_activities()] == [2, 3]
+    assert [w.task_id for w in new_work] == [3]
+    assert store.get_history("steps") == [completed]
+    assert store.get_instance("steps") == running
+
+
 def test_pending_activities_are_oldest_first(store: TaskHubStore) -> None:
     instance = record("order")
     create(store, instance)
@@ -771,41 +813,3 @@ def test_a_closed_store_refuses_work(open_hub: Callable[[], TaskHubStore]) -> No
     store.close()
     with pytest.raises(Exception):  # noqa: B017 - which error is backend-specific
         store.get_instance("any")
-
-
-# -- SQLite specifics --------------------------------------------------------------------
-
-
-def test_sqlite_records_the_schema_version(tmp_path: Path) -> None:
-    path = tmp_path / "hub.sqlite3"
-    SqliteTaskHubStore(path).close()
-    with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    # Opening again does not run the migrations twice.
-    store = SqliteTaskHubStore(path)
-    create(store, record("x"))
-    store.close()
-    assert SqliteTaskHubStore(path).get_instance("x") is not None
-
-
-def test_sqlite_refuses_a_hub_from_a_newer_durablehost(tmp_path: Path) -> None:
-    path = tmp_path / "future.sqlite3"
-    with sqlite3.connect(path) as db:
-        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
-    with pytest.raises(RuntimeError, match="newer than this durablehost knows"):
-        SqliteTaskHubStore(path)
-
-
-def test_open_store_accepts_paths_and_sqlite_urls(tmp_path: Path) -> None:
-    by_path = open_store(tmp_path / "a" / "hub.sqlite3")
-    create(by_path, record("p"))
-    by_path.close()
-    by_url = open_store(f"sqlite:///{tmp_path / 'a' / 'hub.sqlite3'}")
-    assert by_url.get_instance("p") is not None
-    by_url.close()
-
-
-def test_open_store_rejects_unknown_urls() -> None:
-    with pytest.raises(ConfigError, match="sqlite:///"):
-        open_store("postgres://localhost/hub")
