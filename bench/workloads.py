@@ -107,19 +107,19 @@ async def _run_to_completion(session: aiohttp.ClientSession, url: str, name: str
 async def sequence(url: str, *, steps: list[int], repeats: int) -> dict[str, Any]:
     """One orchestration of N sequential activities, end to end, for each N (best of
     `repeats`)."""
-    figures: dict[str, Any] = {}
+    runs: dict[str, Any] = {}
     async with _session(4) as session:
         await _run_to_completion(session, url, "sequence", 20)  # warm-up
         for n in steps:
             best = min(
                 [await _run_to_completion(session, url, "sequence", n) for _ in range(repeats)]
             )
-            figures[str(n)] = {
+            runs[str(n)] = {
                 "seconds": best,
                 "steps_per_s": n / best,
                 "us_per_step": best / n * 1e6,
             }
-    return figures
+    return {"runs": runs}
 
 
 async def fan_out(url: str, *, count: int, repeats: int) -> dict[str, Any]:
