@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -109,6 +110,19 @@ def test_same_key_and_body_returns_the_same_operation(app_host: AppHost) -> None
     listed = app_host.http.get(app_host.api, params={"kind": "report", "top": 1000}).json()
     ids = [item["id"] for item in listed["value"]]
     assert ids.count(json_of(first)["id"]) == 1
+
+
+def test_concurrent_requests_with_one_key_start_one_operation(app_host: AppHost) -> None:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(
+            pool.map(lambda _: app_host.start("report", {"rows": 20}, **key), range(6))
+        )
+    assert {r.status_code for r in responses} == {202}
+    ids = {json_of(r)["id"] for r in responses}
+    assert len(ids) == 1
+    assert sum(1 for r in responses if "Idempotent-Replayed" not in r.headers) == 1
+    assert app_host.wait_for(ids.pop())["status"] == "Succeeded"
 
 
 def test_same_key_with_a_different_body_is_422(app_host: AppHost) -> None:
