@@ -130,7 +130,7 @@ async def _run_engine(
         await drive_until_done(engine, clock, INSTANCE_ID, between_steps=between_steps)
         status = await engine.get_status(INSTANCE_ID, show_history=True)
     assert status is not None and status.history is not None
-    return status, status.history
+    return status, list(status.history)
 
 
 def _comparable(event: HistoryEvent) -> HistoryEvent:
