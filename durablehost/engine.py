@@ -64,6 +64,9 @@ _SCHEDULING_EVENTS = frozenset(
     }
 )
 
+# Control events that end a suspension, releasing the messages held meanwhile.
+_RELEASING_EVENTS = frozenset({EventType.EXECUTION_RESUMED, EventType.EXECUTION_TERMINATED})
+
 # Seconds before an episode that raised inside the host is tried again.
 _RETRY_DELAY = 1.0
 # Most episodes committed in one transaction. Bounded so one batch holds the event loop
@@ -126,6 +129,7 @@ class DurableEngine:
         self._cache: OrderedDict[str, _CachedInstance] = OrderedDict()
         self._cache_size = history_cache_size
         self._inbox: dict[str, list[Message]] = {}
+        self._held: dict[str, list[Message]] = {}
         self._ready: deque[str] = deque()
         self._queued: set[str] = set()
         self._busy: set[str] = set()
@@ -189,7 +193,10 @@ class DurableEngine:
             heapq.heappush(self._timers, _DueTimer(message.visible_at, message.message_id, message))
             self._timer_signal.set()
             return
-        self._inbox.setdefault(message.instance_id, []).append(message)
+        inbox = self._inbox.setdefault(message.instance_id, [])
+        if message.event.event_type in _RELEASING_EVENTS:
+            inbox.extend(self._held.pop(message.instance_id, []))
+        inbox.append(message)
         self._mark_ready(message.instance_id)
 
     def _mark_ready(self, instance_id: str) -> None:
@@ -208,8 +215,11 @@ class DurableEngine:
                 due.message.visible_at = None
                 self._route(due.message)
             delay = (self._timers[0].due - now).total_seconds() if self._timers else None
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives together with the signal, and stop() would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._timer_signal.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._timer_signal.wait()
 
     # -- orchestrations ------------------------------------------------------------
 
@@ -254,8 +264,13 @@ class DurableEngine:
             try:
                 cached = self._load(instance_id)
                 if cached is None:
-                    continue  # purged (or never existed): its messages are dropped
+                    # Purged: whatever still arrives for it (a child's completion
+                    # notice, a late timer) is deleted for good.
+                    self.store.delete_instance(instance_id)
+                    self._held.pop(instance_id, None)
+                    continue
                 plan = self._plan(cached, messages)
+                self._refuse_active_children(plan.commit)
                 planned.append((instance_id, messages, cached, plan))
                 created.update(child.instance_id for child in plan.commit.new_instances)
             except Exception:
@@ -354,11 +369,36 @@ class DurableEngine:
                 scheduled.update(plan.new_scheduled_ids)
             self._remember(instance_id, _CachedInstance(record, plan.history, scheduled))
         if plan.held:
-            self._inbox.setdefault(instance_id, [])[:0] = plan.held
+            # Suspended: the held messages wait until a resume or terminate arrives
+            # (putting them back in the inbox would re-plan the instance in a loop).
+            self._held.setdefault(instance_id, [])[:0] = plan.held
         if plan.commit.canceled_timer_ids:
             self._forget_timers(instance_id, set(plan.commit.canceled_timer_ids))
         if record.status in TERMINAL_STATUSES:
             self._wake_waiters(instance_id)
+
+    def _refuse_active_children(self, commit: EpisodeCommit) -> None:
+        """A sub-orchestration may not take over the id of an instance that is still
+        active (DTFx refuses the same): its task fails instead of replacing it."""
+        for child in list(commit.new_instances):
+            existing = self.store.get_instance(child.instance_id)
+            if existing is None or existing.status in TERMINAL_STATUSES:
+                continue
+            commit.new_instances.remove(child)
+            commit.messages = [m for m in commit.messages if m.instance_id != child.instance_id]
+            failed = HistoryEvent(
+                EventType.SUB_ORCHESTRATION_INSTANCE_FAILED,
+                self.clock(),
+                task_scheduled_id=child.parent_task_id,
+                reason=(
+                    f"An instance with ID '{child.instance_id}' already exists and is "
+                    f"{existing.status.value}; a sub-orchestration cannot reuse its ID."
+                ),
+                details="",
+            )
+            commit.messages.append(
+                Message(commit.instance.instance_id, failed, execution_id=child.parent_execution_id)
+            )
 
     def _load(self, instance_id: str) -> _CachedInstance | None:
         cached = self._cache.get(instance_id)
@@ -502,6 +542,7 @@ class DurableEngine:
         self._cache.pop(instance_id, None)
         self._forget_session(instance_id)
         self._inbox.pop(instance_id, None)
+        self._held.pop(instance_id, None)
         self._route(message)
         return instance_id
 
@@ -612,7 +653,8 @@ class DurableEngine:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(instance_id, []).append(future)
         try:
-            await asyncio.wait_for(future, timeout=max(wait_seconds, 0))
+            async with asyncio.timeout(max(wait_seconds, 0)):
+                await future
         except TimeoutError:
             pass
         finally:

@@ -104,7 +104,8 @@ def plan_episode(
             regular.append(message)
 
     if status is RuntimeStatus.SUSPENDED:
-        instance = replace(record, status=status, updated_at=now)
+        # Only a state change touches the instance: events held while suspended do not.
+        instance = replace(record, status=status, updated_at=now) if control else record
         appended = [*control] if control else []
         commit = EpisodeCommit(instance=instance, history=appended, consumed_message_ids=consumed)
         return EpisodePlan(commit=commit, held=regular, history=[*history, *appended])
@@ -192,11 +193,14 @@ def _run(
     appended.append(HistoryEvent(EventType.ORCHESTRATOR_COMPLETED, now, is_played=True))
     finished = False
     if outcome.is_done and outcome.continued_as_new:
-        _continue_as_new(record, instance, outcome, regular, commit, now)
+        _continue_as_new(record, instance, outcome, full, commit, now)
         commit.instance = instance
         return EpisodePlan(commit=commit, history=[])
     if outcome.is_done:
         finished = True
+        # Nothing of this execution is needed any more: pending timers (a timer cancelled
+        # in this very episode included) and activity work go with the same commit.
+        commit.drop_pending_work = True
         if outcome.failure is not None:
             instance.status = RuntimeStatus.FAILED
             reason, details = outcome.failure
@@ -352,7 +356,7 @@ def _continue_as_new(
     record: InstanceRecord,
     instance: InstanceRecord,
     outcome: EpisodeOutcome,
-    regular: list[Message],
+    full: Sequence[HistoryEvent],
     commit: EpisodeCommit,
     now: datetime,
 ) -> None:
@@ -367,16 +371,30 @@ def _continue_as_new(
             record.instance_id, execution_started(instance, now), execution_id=instance.execution_id
         )
     )
-    # Events that reached the old execution but were not consumed by it carry over.
-    for message in regular:
-        event = message.event
+    for event in carried_over_events(full, outcome):
+        commit.messages.append(
+            Message(record.instance_id, event, execution_id=instance.execution_id)
+        )
+
+
+def carried_over_events(
+    history: Sequence[HistoryEvent], outcome: EpisodeOutcome
+) -> list[HistoryEvent]:
+    """External events the old execution received but did not consume, which carry over
+    to the new one: the event the SDK holds buffered for each name (it keeps the latest,
+    from any episode of the execution) and every event it never reached."""
+    unprocessed = {id(event) for event in outcome.unprocessed_events}
+    buffered: dict[str, HistoryEvent] = {}
+    for event in history:
         if (
             event.event_type is EventType.EVENT_RAISED
             and event.name in outcome.buffered_event_names
+            and id(event) not in unprocessed
         ):
-            commit.messages.append(
-                Message(record.instance_id, event, execution_id=instance.execution_id)
-            )
+            buffered[event.name or ""] = event
+    carried = list(buffered.values())
+    carried += [e for e in outcome.unprocessed_events if e.event_type is EventType.EVENT_RAISED]
+    return carried
 
 
 def _terminate(

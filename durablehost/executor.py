@@ -85,6 +85,9 @@ class EpisodeOutcome:
     continue_as_new_input: str | None = None
     continued_as_new: bool = False
     buffered_event_names: frozenset[str] = frozenset()
+    # Events of this episode the SDK never reached because the orchestration ended
+    # first (e.g. an event raised right after the one that led to continue_as_new).
+    unprocessed_events: tuple[HistoryEvent, ...] = ()
 
 
 OrchestratorFunction = Callable[[DurableOrchestrationContext], Any]
@@ -219,6 +222,7 @@ def _replay(
         history=history,
     )
     runner = TaskOrchestrationExecutor()
+    processed = _count_processed_events(runner)
     raised: Exception | None = None
     with warnings.catch_warnings():
         # The SDK warns for every event raised before the orchestrator waits for it
@@ -229,6 +233,9 @@ def _replay(
         except Exception as exc:
             raised = exc
     outcome = _outcome(runner, context, raised, scheduled_ids, now, orchestrator_name)
+    if outcome.continued_as_new:
+        seen = [e for e in history if e.event_type not in _HOST_ONLY_EVENTS]
+        outcome.unprocessed_events = tuple(seen[processed[0] :])
     anchor = (history[0].event_type, history[0].timestamp)
     return outcome, _Session(orchestrator, context, runner, len(history), anchor)
 
@@ -243,10 +250,13 @@ def _continue(
     runner, context = session.runner, session.context
     runner._is_processing_new_events = True
     raised: Exception | None = None
+    new_events = history[session.processed :]
+    fed = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            for event in history[session.processed :]:
+            for event in new_events:
+                fed += 1
                 if event.event_type in _HOST_ONLY_EVENTS:
                     continue
                 sdk = sdk_event(event)
@@ -256,7 +266,26 @@ def _continue(
                     break
         except Exception as exc:
             raised = exc
-    return _outcome(runner, context, raised, scheduled_ids, now, orchestrator_name)
+    outcome = _outcome(runner, context, raised, scheduled_ids, now, orchestrator_name)
+    if outcome.continued_as_new:
+        outcome.unprocessed_events = tuple(
+            e for e in new_events[fed:] if e.event_type not in _HOST_ONLY_EVENTS
+        )
+    return outcome
+
+
+def _count_processed_events(runner: TaskOrchestrationExecutor) -> list[int]:
+    """Count the events `runner.execute` hands to process_event (it stops early when the
+    orchestration ends); returns a one-element list holding the running count."""
+    count = [0]
+    process_event = runner.process_event
+
+    def counting(event: SdkHistoryEvent) -> None:
+        count[0] += 1
+        process_event(event)
+
+    runner.process_event = counting
+    return count
 
 
 def _outcome(

@@ -128,6 +128,21 @@ class TaskHubStore(Protocol):
         work with their ids assigned."""
         ...
 
+    def commit_episodes_with_results(
+        self, commits: Sequence[EpisodeCommit], completed_work_ids: Sequence[int]
+    ) -> tuple[list[Message], list[ActivityWork]]:
+        """`commit_episodes` that also deletes the activity work items whose results the
+        episodes consumed (results routed in memory, never stored as messages), in the
+        same transaction: one commit per sequential step instead of two."""
+        ...
+
+    def complete_activities(
+        self, completions: Sequence[tuple[int, Message]]
+    ) -> list[Message | None]:
+        """`complete_activity` for several work items in one transaction; one entry per
+        completion, None where the work item was gone."""
+        ...
+
     def complete_activity(self, work_id: int, result: Message) -> Message | None:
         """Delete the work item and store its result message in one transaction.
         Returns None (and stores nothing) when the work item is gone (purged)."""

@@ -110,17 +110,6 @@ async def test_activity_results_wait_while_suspended(engine: DurableEngine, tmp_
     assert status.runtime_status is RuntimeStatus.COMPLETED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A suspended instance with held messages spins: plan_episode returns them as "
-        "EpisodePlan.held, DurableEngine puts them back at the front of the inbox, and the "
-        "orchestration loop marks the instance ready again at once (its inbox is not "
-        "empty), so it re-plans and commits an EpisodeCommit (new updated_at) on every loop "
-        "turn for as long as the instance stays suspended: a busy loop burning CPU and "
-        "SQLite writes. Held messages should wait (off the ready queue) until a resume."
-    ),
-)
 async def test_a_suspended_instance_with_held_events_stays_idle(engine: DurableEngine) -> None:
     instance_id = await start(engine, "suspendable")
     await wait_until(lambda: episodes_done(engine, instance_id, 2), what="the wait for 'go'")

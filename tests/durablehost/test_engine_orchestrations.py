@@ -250,19 +250,6 @@ async def test_a_failing_child_fails_in_the_parent(engine: DurableEngine) -> Non
     assert f"transient failure 1 of {key}" in output(status)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A sub-orchestration started with the explicit id of an instance that is still "
-        "running destroys that instance: SqliteTaskHubStore._apply_episode purges any "
-        "existing instance named in commit.new_instances whatever its status. Worse, the "
-        "engine still caches the old record, so the child's ExecutionStarted (new "
-        "execution id) is dropped as stale and the old record is written back: the id is "
-        "left Running with an empty history, the child never runs and the parent waits for "
-        "ever. Expected: the running instance is left alone (and the parent's call fails "
-        "with an 'already exists' message instead of hanging)."
-    ),
-)
 async def test_a_sub_orchestration_cannot_take_over_a_running_instance(
     engine: DurableEngine,
 ) -> None:
@@ -376,17 +363,6 @@ async def test_timer_beats_event(engine: DurableEngine) -> None:
         await engine.raise_event(instance_id, "approve", '"late"')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A timer cancelled in the episode that also completes the orchestration is not "
-        "deleted: episodes._run only fills commit.canceled_timer_ids in _schedule, which "
-        "runs when the outcome is not done (and executor._outcome only collects cancelled "
-        "timers for unfinished orchestrations). The TimerFired message stays in the "
-        "messages table (and the engine's timer heap) until it is due, and is reloaded "
-        "after every restart."
-    ),
-)
 async def test_a_timer_cancelled_as_the_orchestration_ends_leaves_nothing(
     engine: DurableEngine,
 ) -> None:
@@ -427,17 +403,6 @@ async def test_an_event_raised_before_the_new_generation_waits_is_kept(tmp_path:
         assert output(status) == [1, "buffered"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "Events that reached an execution in an earlier episode and were never waited for "
-        "are lost at continue_as_new: episodes._continue_as_new only re-sends events from "
-        "`regular` (this episode's messages), although executor._outcome reports the name "
-        "in buffered_event_names (the SDK replayed it from history into deferred_tasks). "
-        "Generation 1 then waits for 'go' forever."
-    ),
-)
 async def test_an_event_raised_while_the_old_generation_waits_carries_over(
     tmp_path: Path,
 ) -> None:
@@ -455,19 +420,6 @@ async def test_an_event_raised_while_the_old_generation_waits_carries_over(
         assert output(status) == [1, "early"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "An event in the same episode as the continue_as_new decision but after the event "
-        "that completed the generator is dropped: the SDK stops processing history once "
-        "the orchestration completes (TaskOrchestrationExecutor.execute breaks on "
-        "has_execution_completed), so the event never reaches context.deferred_tasks and "
-        "buffered_event_names misses it; episodes._continue_as_new then re-sends nothing. "
-        "Here 'go' is raised right after the start, lands in the first episode after "
-        "ExecutionStarted, and generation 1 waits forever."
-    ),
-)
 async def test_an_event_raised_with_the_start_of_a_continuing_orchestration_carries_over(
     engine: DurableEngine,
 ) -> None:

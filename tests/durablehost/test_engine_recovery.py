@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from durablehost.engine import DurableEngine
 from durablehost.episodes import execution_started
 from durablehost.history import EventType
@@ -94,21 +92,6 @@ async def test_async_activities_are_bounded_too(tmp_path: Path) -> None:
 # -- restarts ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason=(
-        "DurableEngine.stop() hangs when it cancels the timer loop just after "
-        "_timer_signal was set while a timer is pending: _timer_loop waits with "
-        "asyncio.wait_for(self._timer_signal.wait(), timeout=delay), and Python 3.11's "
-        "wait_for returns the inner result instead of raising CancelledError when the inner "
-        "wait finished in the same loop iteration (fixed in 3.12). The loop swallows the "
-        "cancel, waits again, and stop()'s gather never ends. Any timer creation, "
-        "recheck_timers() or _route of a future timer right before stop() can trigger it "
-        "(seen as a 120 s hang of the restart test). Fix: asyncio.timeout() instead of "
-        "wait_for in _timer_loop (and wait_for_completion), or re-cancel until done in stop()."
-    ),
-)
 async def test_stop_is_not_lost_to_a_timer_wakeup(tmp_path: Path) -> None:
     store = open_store(tmp_path / "hub.sqlite3")
     engine = DurableEngine(samples_index(), store)
@@ -315,17 +298,6 @@ async def test_a_timer_due_during_downtime_fires_after_the_restart(tmp_path: Pat
     assert output(status) >= 100
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "A message for an instance that no longer exists is never deleted: "
-        "DurableEngine._run_episodes skips an instance whose record is gone ('purged (or "
-        "never existed): its messages are dropped') without consuming its messages in the "
-        "store, so e.g. a child's completion notice to a purged parent stays in the "
-        "messages table for ever and is reloaded by every start()."
-    ),
-)
 async def test_a_purged_parent_leaves_no_message_behind(tmp_path: Path) -> None:
     """A parent terminated and purged while its child still runs: the child's completion
     notice to the parent must not stay in the hub for ever."""
