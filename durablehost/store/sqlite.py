@@ -284,8 +284,14 @@ def _encode_token(created_at: str, instance_id: str) -> str:
 
 def _decode_token(token: str) -> tuple[str, str]:
     try:
-        created_at, instance_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return str(created_at), str(instance_id)
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not (
+            isinstance(decoded, list)
+            and len(decoded) == 2
+            and all(isinstance(part, str) for part in decoded)
+        ):
+            raise ValueError("not a [created_at, instance_id] pair")
+        return decoded[0], decoded[1]
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(
             "The continuation token is not one this host issued; start the listing again "
