@@ -9,5 +9,11 @@ node_modules/.bin/azurite --blobHost 127.0.0.1 --queueHost 127.0.0.1 --tableHost
 azurite_pid=$!
 trap 'kill "$azurite_pid" 2>/dev/null || true' EXIT
 export AzureWebJobsStorage="${AzureWebJobsStorage:-UseDevelopmentStorage=true}"
-echo "Try: curl -i -X POST http://127.0.0.1:7071/api/operations/report -H 'Content-Type: application/json' -d '{\"rows\": 1000, \"partitions\": 4}'"
+cat <<'HELP'
+Try:
+  curl -si -X POST http://127.0.0.1:7071/api/operations/report \
+       -H 'Content-Type: application/json' -d '{"rows": 100000, "partitions": 8}'
+  curl -si <operationUri from the answer>     # 200 + Retry-After while running, then 303
+  curl -sL <operationUri>                     # follows the 303 to the JSON result
+HELP
 .venv/bin/python -m durablehost start --app . --host 127.0.0.1 --port 7071
