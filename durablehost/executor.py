@@ -130,6 +130,11 @@ class _Session:
     runner: TaskOrchestrationExecutor
     processed: int
     anchor: tuple[EventType, datetime]
+    # Open tasks as of the last episode: the SDK's next task id, and the timers (the
+    # only old tasks an episode can change: cancel). With them an episode looks at its
+    # own new tasks only, not at every open task (O(N) per episode for a fan-out).
+    next_task_id: int = 0
+    timers: dict[int, TimerTask] = field(default_factory=dict)
 
 
 class SessionExecutor:
@@ -232,12 +237,16 @@ def _replay(
             runner.execute(context, context.histories, fn)
         except Exception as exc:
             raised = exc
-    outcome = _outcome(runner, context, raised, scheduled_ids, now, orchestrator_name)
+    open_tasks = _open_atomic_tasks(context)
+    outcome = _outcome(runner, context, raised, scheduled_ids, now, orchestrator_name, open_tasks)
     if outcome.continued_as_new:
         seen = [e for e in history if e.event_type not in _HOST_ONLY_EVENTS]
         outcome.unprocessed_events = tuple(seen[processed[0] :])
     anchor = (history[0].event_type, history[0].timestamp)
-    return outcome, _Session(orchestrator, context, runner, len(history), anchor)
+    session = _Session(orchestrator, context, runner, len(history), anchor)
+    session.next_task_id = context._sequence_number
+    session.timers = {t.id: t for t in open_tasks if isinstance(t, TimerTask)}
+    return outcome, session
 
 
 def _continue(
@@ -266,12 +275,42 @@ def _continue(
                     break
         except Exception as exc:
             raised = exc
-    outcome = _outcome(runner, context, raised, scheduled_ids, now, orchestrator_name)
+    outcome = _outcome(
+        runner, context, raised, scheduled_ids, now, orchestrator_name, _still_open(session)
+    )
     if outcome.continued_as_new:
         outcome.unprocessed_events = tuple(
             e for e in new_events[fed:] if e.event_type not in _HOST_ONLY_EVENTS
         )
     return outcome
+
+
+def _still_open(session: _Session) -> list[AtomicTask]:
+    """The open tasks an episode may have changed: the known timers still open, and
+    the tasks created since the last episode (ids are allocated in sequence). Tasks
+    are never re-opened, so this equals a scan of every open task for the outcome."""
+    open_tasks = session.context.open_tasks
+    first, end = session.next_task_id, session.context._sequence_number
+    timers = session.timers
+    for task_id in [
+        task_id for task_id, timer in timers.items() if not _is_open(open_tasks, timer)
+    ]:
+        del timers[task_id]
+    found: list[AtomicTask] = list(timers.values())
+    for task_id in range(first, end):
+        value = open_tasks.get(task_id)
+        for task in value if isinstance(value, list) else [value]:
+            if isinstance(task, AtomicTask):
+                found.append(task)
+                if isinstance(task, TimerTask):
+                    timers[task_id] = task
+    session.next_task_id = end
+    return found
+
+
+def _is_open(open_tasks: Any, task: AtomicTask) -> bool:
+    value = open_tasks.get(task.id)
+    return value is task or (isinstance(value, list) and any(item is task for item in value))
 
 
 def _count_processed_events(runner: TaskOrchestrationExecutor) -> list[int]:
@@ -295,9 +334,11 @@ def _outcome(
     scheduled_ids: set[int],
     now: datetime,
     orchestrator_name: str,
+    open_tasks: list[AtomicTask],
 ) -> EpisodeOutcome:
     """Read the episode's verdict from the SDK runner, as get_orchestrator_state_str
-    does, without serialising every action since the start (O(N) per episode)."""
+    does, without serialising every action since the start (O(N) per episode).
+    `open_tasks` holds (at least) every open task this episode created or changed."""
     outcome = EpisodeOutcome(is_done=False)
     custom_status = context.custom_status
     if custom_status:  # the SDK leaves a falsy custom status out of its state
@@ -326,7 +367,7 @@ def _outcome(
         else:
             outcome.output = output_json
         return outcome
-    for task in _open_atomic_tasks(context):
+    for task in open_tasks:
         if not isinstance(task.id, int):
             continue  # external-event waits are keyed by name and need no scheduling
         if task.id in scheduled_ids:
@@ -337,6 +378,7 @@ def _outcome(
         if new_task is not None:
             outcome.new_tasks.append(new_task)
     outcome.new_tasks.sort(key=lambda item: item.task_id)
+    outcome.canceled_timer_ids.sort()
     return outcome
 
 
