@@ -23,7 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from durablehost.episodes import EpisodePlan, execution_started, new_execution_id, plan_episode
+from durablehost.episodes import (
+    EpisodePlan,
+    HistoryView,
+    execution_started,
+    new_execution_id,
+    plan_episode,
+)
 from durablehost.errors import (
     InstanceFinishedError,
     InstanceNotFoundError,
@@ -367,7 +373,14 @@ class DurableEngine:
                 scheduled = None  # rebuilt by the planner from the history next time
             else:
                 scheduled.update(plan.new_scheduled_ids)
-            self._remember(instance_id, _CachedInstance(record, plan.history, scheduled))
+            planned = plan.history
+            if isinstance(planned, HistoryView) and planned.head is cached.history:
+                # The cache owns that list: append the episode in place (no O(N) copy).
+                cached.history.extend(planned.tail)
+                history = cached.history
+            else:
+                history = list(planned)
+            self._remember(instance_id, _CachedInstance(record, history, scheduled))
         if plan.held:
             # Suspended: the held messages wait until a resume or terminate arrives
             # (putting them back in the inbox would re-plan the instance in a loop).

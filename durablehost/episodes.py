@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from durablehost.executor import ACTIVITY, SUB_ORCHESTRATION, TIMER, EpisodeOutcome, execute_episode
 from durablehost.history import EventType, HistoryEvent
@@ -22,7 +22,7 @@ from durablehost.loader import FunctionInfo
 from durablehost.model import TERMINAL_STATUSES, RuntimeStatus
 from durablehost.store.base import ActivityWork, EpisodeCommit, InstanceRecord, Message
 
-__all__ = ["EpisodePlan", "plan_episode", "sub_orchestration_id"]
+__all__ = ["EpisodePlan", "HistoryView", "plan_episode", "sub_orchestration_id"]
 
 _SCHEDULING_EVENTS = frozenset(
     {
@@ -39,12 +39,49 @@ class EpisodePlan:
 
     commit: EpisodeCommit
     held: list[Message] = field(default_factory=list)
-    history: list[HistoryEvent] = field(default_factory=list)
+    history: Sequence[HistoryEvent] = field(default_factory=list)
     finished: bool = False
     new_scheduled_ids: list[int] = field(default_factory=list)
 
 
 Executor = Callable[..., EpisodeOutcome]
+
+
+class HistoryView(Sequence[HistoryEvent]):
+    """A stored history followed by an episode's events, without copying the stored
+    part (copying it in every episode made N sequential steps cost O(N^2))."""
+
+    __slots__ = ("head", "tail")
+
+    def __init__(self, head: Sequence[HistoryEvent], tail: Sequence[HistoryEvent]) -> None:
+        self.head = head
+        self.tail = tail
+
+    def __len__(self) -> int:
+        return len(self.head) + len(self.tail)
+
+    @overload
+    def __getitem__(self, index: int) -> HistoryEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[HistoryEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> HistoryEvent | list[HistoryEvent]:
+        split = len(self.head)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step == 1 and start >= split:  # the usual ask: the events after a point
+                return list(self.tail[start - split : stop - split])
+            return [*self.head, *self.tail][index]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self.head[index] if index < split else self.tail[index - split]
+
+    def __iter__(self) -> Iterator[HistoryEvent]:
+        yield from self.head
+        yield from self.tail
 
 
 def sub_orchestration_id(parent_instance_id: str, task_id: int) -> str:
@@ -149,7 +186,7 @@ def _run(
     scheduled_ids: set[int],
 ) -> EpisodePlan:
     info = orchestrators.get(record.name)
-    full = [*history, *episode]
+    full = HistoryView(history, episode)
     if info is None:
         outcome = EpisodeOutcome(
             is_done=True,
@@ -237,7 +274,7 @@ def _run(
     commit.history = [event.played() for event in appended]
     return EpisodePlan(
         commit=commit,
-        history=[*history, *commit.history],
+        history=HistoryView(history, commit.history),
         finished=finished,
         new_scheduled_ids=[e.event_id for e in appended if e.event_type in _SCHEDULING_EVENTS],
     )
