@@ -38,7 +38,6 @@ DEV_ONLY_FOLDERS = (
 APP_FILES = ("function_app.py", "host.json", "requirements.txt", "operations/settings.py")
 # Never run-time dependencies, whatever imports them.
 DEV_TOOLS = re.compile(r"^(pytest.*|ruff|mypy|types-.*|coverage|black|flake8|pylint|pycep-parser)$")
-FUNCTION_APP_MISSING = "function_app.py not written yet"
 SETTING_READERS = {"get_setting", "get_int", "get_float", "getenv"}
 
 
@@ -144,8 +143,6 @@ def test_requirements_hold_only_what_the_app_imports(
     # pyproject.toml unless the app itself imports them.
     dev_only = sorted(name for name in _dev_dependencies(repo_root) & set(used) if not used[name])
     assert not dev_only, f"requirements.txt holds dev-only dependencies: {dev_only}"
-    if not (repo_root / "function_app.py").exists():
-        pytest.skip(FUNCTION_APP_MISSING)
     unused = sorted(name for name, modules in used.items() if not modules)
     assert not unused, (
         f"requirements.txt installs packages the app never imports: {unused}. "
@@ -156,8 +153,6 @@ def test_requirements_hold_only_what_the_app_imports(
 def test_package_imports_function_app_and_indexes_every_function_in_a_clean_venv(
     deployable_package: DeployablePackage, repo_root: Path
 ) -> None:
-    if not (repo_root / "function_app.py").exists():
-        pytest.skip(FUNCTION_APP_MISSING)
     indexed = run_probe(deployable_package.python, deployable_package.root, "index")["functions"]
     assert indexed, "function_app.py registers no function"
     without_trigger = [function["name"] for function in indexed if not function["trigger"]]
