@@ -36,13 +36,13 @@ class Plan:
     sequence_steps: list[int]
     sequence_repeats: int
     fan_out: int
-    latency_per_client: int
+    latency_seconds: float
     status_seconds: float
     finished_instances: int
 
 
-QUICK = Plan(200, 2, [100, 1000], 1, 10_000, 20, 2.0, 100_000)
-FULL = Plan(200, 5, [100, 1000, 5000], 3, 10_000, 100, 5.0, 100_000)
+QUICK = Plan(200, 2, [100, 1000], 1, 10_000, 5.0, 2.0, 100_000)
+FULL = Plan(200, 5, [100, 1000, 5000], 3, 10_000, 20.0, 5.0, 100_000)
 LATENCY_CLIENTS = 50
 # Each client sends about this many starts per second (Poisson): 50 x 5 = 250 offered/s.
 LATENCY_RATE_PER_CLIENT = 5.0
@@ -101,7 +101,7 @@ def run_durablehost(plan: Plan, workdir: Path, log: Callable[[str], None]) -> di
         lambda h: workloads.starter_latency(
             h.url,
             clients=LATENCY_CLIENTS,
-            per_client=plan.latency_per_client,
+            seconds=plan.latency_seconds,
             rate_per_client=LATENCY_RATE_PER_CLIENT,
         ),
     )

@@ -133,19 +133,21 @@ async def fan_out(url: str, *, count: int, repeats: int) -> dict[str, Any]:
 
 
 async def starter_latency(
-    url: str, *, clients: int, per_client: int, rate_per_client: float
+    url: str, *, clients: int, seconds: float, rate_per_client: float
 ) -> dict[str, Any]:
-    """POST to the HTTP starter -> 202, from `clients` concurrent clients, each sending
-    `per_client` requests at about `rate_per_client` per second (Poisson arrivals, so
-    requests from different clients collide as in real traffic)."""
+    """POST to the HTTP starter -> 202, from `clients` concurrent clients for `seconds`,
+    each sending about `rate_per_client` requests per second (Poisson arrivals, so
+    requests from different clients collide as in real traffic; a client waits for its
+    answer before its next request, so a slow host lowers the rate it gets)."""
     latencies: list[float] = []
     async with _session(clients) as session:
         await asyncio.gather(*(_start_via_starter(session, url, "noop", 1) for _ in range(clients)))
+        stop = time.perf_counter() + seconds
 
         async def client(seed: int) -> None:
             rng = random.Random(seed)
             await asyncio.sleep(rng.expovariate(rate_per_client))
-            for _ in range(per_client):
+            while time.perf_counter() < stop:
                 began = time.perf_counter()
                 await _start_via_starter(session, url, "noop", 1)
                 elapsed = time.perf_counter() - began
