@@ -331,11 +331,28 @@ def _insert_instance(db: sqlite3.Connection, instance: InstanceRecord) -> None:
     )
 
 
+# UPDATE rather than INSERT OR REPLACE (a delete and an insert, rewriting every index
+# entry) for the usual case, an instance's row after each episode; created_at is left out
+# of the SET (and matched instead) so its index entry stays as it is.
+_UPDATE_INSTANCE = (
+    "UPDATE instances SET execution_id = ?, name = ?, status = ?, updated_at = ?, "
+    "input = ?, output = ?, custom_status = ?, parent_instance_id = ?, "
+    "parent_execution_id = ?, parent_task_id = ? WHERE instance_id = ? AND created_at = ?"
+)
+
+
 def _upsert_instance(db: sqlite3.Connection, instance: InstanceRecord) -> None:
-    db.execute(
-        f"INSERT OR REPLACE INTO instances ({_INSTANCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        _instance_values(instance),
-    )
+    values = _instance_values(instance)
+    instance_id, execution_id, name, status, created_at, *rest = values
+    updated = db.execute(
+        _UPDATE_INSTANCE, (execution_id, name, status, *rest, instance_id, created_at)
+    ).rowcount
+    if not updated:
+        db.execute(
+            f"INSERT OR REPLACE INTO instances ({_INSTANCE_COLUMNS}) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            values,
+        )
 
 
 def _instance_from_row(row: Sequence[Any]) -> InstanceRecord:

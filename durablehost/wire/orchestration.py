@@ -81,8 +81,23 @@ class OrchestratorState:
     custom_status: Any = None
 
 
+# The last instant formatted and its text: the events of one episode share one `now`,
+# and every stored event and instance row formats its timestamps.
+_last_formatted: tuple[datetime | None, str] = (None, "")
+
+
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with a Z, microsecond precision (the SDK parses it with dateutil)."""
+    global _last_formatted
+    last, text = _last_formatted
+    if moment is last:
+        return text
+    text = _format(moment)
+    _last_formatted = (moment, text)
+    return text
+
+
+def _format(moment: datetime) -> str:
     if moment.tzinfo is not UTC:
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     # isoformat is several times faster than strftime (this runs for every stored event);
