@@ -296,6 +296,9 @@ class DurableEngine:
                 self._store_held_results(plan)
         for instance_id, _, cached, plan in planned:
             self._after_commit(instance_id, cached, plan)
+            for child in plan.commit.new_instances:
+                self._remember(child.instance_id, _CachedInstance(child, [], set()))
+                self._forget_session(child.instance_id)
         for message in new_messages:
             self._route(message)
         for work in new_work:
@@ -552,7 +555,8 @@ class DurableEngine:
             instance_id, execution_started(record, now), execution_id=record.execution_id
         )
         message = self.store.create_instance(record, start)
-        self._cache.pop(instance_id, None)
+        # A new execution's history is empty: its first episode needs no store reads.
+        self._remember(instance_id, _CachedInstance(record, [], set()))
         self._forget_session(instance_id)
         self._inbox.pop(instance_id, None)
         self._held.pop(instance_id, None)

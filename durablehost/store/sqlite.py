@@ -419,6 +419,10 @@ _EVENT_FIELDS = (
 )
 
 
+# json.dumps with separators builds a new encoder on every call; this one is built once.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def event_to_json(event: HistoryEvent) -> str:
     """A history event as the compact JSON stored in the hub."""
     data: dict[str, Any] = {"t": int(event.event_type), "at": format_timestamp(event.timestamp)}
@@ -432,7 +436,7 @@ def event_to_json(event: HistoryEvent) -> str:
             data[key] = value
     if event.fire_at is not None:
         data["f"] = format_timestamp(event.fire_at)
-    return json.dumps(data, separators=(",", ":"))
+    return _COMPACT_JSON(data)
 
 
 def event_from_json(text: str) -> HistoryEvent:
