@@ -16,7 +16,7 @@ local.settings.json added are removed again on exit, as are the ones passed in `
 
 One app per test process works best: the app's modules stay imported (as `function_app`
 and whatever it imports) for the life of the process. For a real separate process, see
-tests/support/hostproc.py.
+durablehost/process.py.
 """
 
 from __future__ import annotations

@@ -5,14 +5,9 @@ from __future__ import annotations
 import socket
 import time
 
+from durablehost.process import free_port
+
 __all__ = ["free_port", "wait_for_port"]
-
-
-def free_port() -> int:
-    """A port that was free a moment ago on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
