@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -20,10 +21,18 @@ from durablehost.wire.orchestration import format_timestamp, parse_timestamp
 
 __all__ = ["SqliteTaskHubStore"]
 
+log = logging.getLogger(__name__)
+
 _INSTANCE_COLUMNS = (
     "instance_id, execution_id, name, status, created_at, updated_at, input, output, "
     "custom_status, parent_instance_id, parent_execution_id, parent_task_id"
 )
+
+
+# How often the WAL is copied into the database file, and the WAL size (in 4 KB pages)
+# at which it is started over (see _checkpoint_loop).
+_CHECKPOINT_SECONDS = 0.2
+_RESTART_WAL_FRAMES = 8000
 
 
 class SqliteTaskHubStore:
@@ -45,10 +54,43 @@ class SqliteTaskHubStore:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA foreign_keys=OFF")
         migrate(self._db)
+        # Checkpoints (copying the WAL into the database file, with fsyncs) would run
+        # inside whichever commit crosses the WAL size limit, on the engine's event loop.
+        # A thread of its own copies the WAL instead, without blocking writers; only when
+        # the WAL has grown does it take the store's lock for a short RESTART, so the next
+        # commit starts the WAL file over. Commits stay as durable: a checkpoint only
+        # moves committed pages.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="hub-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
 
     def close(self) -> None:
+        self._stop_checkpoints.set()
+        self._checkpointer.join(timeout=10)
         with self._lock:
             self._db.close()
+
+    def _checkpoint_loop(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA synchronous=NORMAL")
+            while not self._stop_checkpoints.wait(_CHECKPOINT_SECONDS):
+                try:
+                    _, wal_frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if wal_frames >= _RESTART_WAL_FRAMES:
+                        # Under the lock no commit or read of ours is in progress, and
+                        # the PASSIVE pass left little to copy. Without a busy timeout
+                        # it never waits for another process's reader: it tries again.
+                        with self._lock:
+                            db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                except Exception:
+                    # Never let the thread die: without it the WAL would only grow.
+                    log.warning("task hub checkpoint failed; trying again", exc_info=True)
+        finally:
+            db.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
