@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import workloads
-from bench.hostproc import REPO, BenchHost
+from bench.hostproc import REPO, bench_host, rss_mb
 from bench.seed import seed_finished_instances
+from durablehost.process import HostProcess
 
 __all__ = ["main"]
 
@@ -60,12 +61,12 @@ def _machine() -> dict[str, Any]:
 
 
 def _with_host(
-    workdir: Path, name: str, run: Callable[[BenchHost], Awaitable[dict[str, Any]]]
+    workdir: Path, name: str, run: Callable[[HostProcess], Awaitable[dict[str, Any]]]
 ) -> dict[str, Any]:
     async def go() -> dict[str, Any]:
-        with BenchHost(workdir / f"{name}.sqlite3") as host:
+        with bench_host(workdir / f"{name}.sqlite3") as host:
             figures = await run(host)
-            figures["host_rss_mb"], figures["host_peak_rss_mb"] = host.rss_mb()
+            figures["host_rss_mb"], figures["host_peak_rss_mb"] = rss_mb(host.pid)
             return figures
 
     return asyncio.run(go())
@@ -110,7 +111,7 @@ def run_durablehost(plan: Plan, workdir: Path, log: Callable[[str], None]) -> di
         hub = workdir / f"{label}.sqlite3"
         instance_id = seed_finished_instances(hub, count)
 
-        async def status(host: BenchHost, instance_id: str = instance_id) -> dict[str, Any]:
+        async def status(host: HostProcess, instance_id: str = instance_id) -> dict[str, Any]:
             figures = await workloads.status_rate(
                 host.url,
                 instance_id=instance_id,
