@@ -36,7 +36,13 @@ typecheck: $(PY_STAMP)
 
 check: lint typecheck test
 
-bench: install
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(PY_STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: install $(BENCH_STAMP)
 	$(PY) -m bench
 
 clean:

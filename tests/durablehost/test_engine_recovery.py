@@ -115,6 +115,7 @@ async def test_work_in_flight_completes_after_a_restart_without_rerunning_commit
     gate.clear()
     gated = [unique("gated") for _ in range(4)]
     timed = [unique("timed") for _ in range(4)]
+    waiting_before = probe().gated_waiting
     try:
         async with running_engine(hub) as engine:
             for key in gated + timed:
@@ -132,6 +133,12 @@ async def test_work_in_flight_completes_after_a_restart_without_rerunning_commit
                     lambda key=key: has_event(engine, key, EventType.TIMER_CREATED, 1),
                     what=f"{key} to reach its timer",
                 )
+            # Scheduled is not enough: stop only once every gated activity is running in
+            # a pool thread (a queued one would be cancelled by the stop, never to log).
+            await wait_until(
+                lambda: probe().gated_waiting >= waiting_before + len(gated),
+                what="every gated activity to be running",
+            )
         # The engine is stopped and its hub closed; let the orphaned gated threads end
         # (their results are lost with the old engine) before the new one starts.
     finally:
