@@ -19,11 +19,12 @@ import logging
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from durablehost.activities import ActivityDispatcher, ActivityResult
 from durablehost.episodes import (
+    SCHEDULING_EVENTS,
     EpisodePlan,
     HistoryView,
     execution_started,
@@ -38,7 +39,6 @@ from durablehost.errors import (
 )
 from durablehost.executor import SessionExecutor, execute_episode
 from durablehost.history import EventType, HistoryEvent
-from durablehost.invoke import ActivityFailure, invoke_activity
 from durablehost.loader import FunctionIndex
 from durablehost.model import (
     TERMINAL_STATUSES,
@@ -62,14 +62,6 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-_SCHEDULING_EVENTS = frozenset(
-    {
-        EventType.TASK_SCHEDULED,
-        EventType.TIMER_CREATED,
-        EventType.SUB_ORCHESTRATION_INSTANCE_CREATED,
-    }
-)
-
 # Control events that end a suspension, releasing the messages held meanwhile.
 _RELEASING_EVENTS = frozenset({EventType.EXECUTION_RESUMED, EventType.EXECUTION_TERMINATED})
 
@@ -90,15 +82,6 @@ class _CachedInstance:
     record: InstanceRecord
     history: list[HistoryEvent]
     scheduled_ids: set[int] | None = None
-
-
-@dataclass(slots=True)
-class _ActivityResult(Message):
-    """An activity's result routed to its instance before it is stored: the episode
-    that consumes it commits it (as history) together with the deletion of its work
-    item. Until then it is only in memory; lost in a crash, the work item runs again."""
-
-    work_id: int = 0
 
 
 @dataclass(order=True, slots=True)
@@ -142,20 +125,11 @@ class DurableEngine:
         self._ready_signal = asyncio.Event()
         self._timers: list[_DueTimer] = []
         self._timer_signal = asyncio.Event()
-        self._activities: asyncio.Queue[ActivityWork] = asyncio.Queue()
-        # Stores that can delete work items in an episode's transaction get activity
-        # results in memory (one transaction per step); others get them stored first.
-        self._results_in_episodes = hasattr(store, "commit_episodes_with_results") and hasattr(
-            store, "complete_activities"
+        self._activities = ActivityDispatcher(
+            index, concurrency=self.max_concurrent_activities, clock=clock, deliver=self._route
         )
-        # Activity results waiting for the next group commit (see _completion_loop).
-        self._completions: list[tuple[int, Message]] = []
-        self._completion_signal = asyncio.Event()
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._pool = ThreadPoolExecutor(
-            max_workers=self.max_concurrent_activities, thread_name_prefix="activity"
-        )
         self._started = False
         # Extended sessions keep live orchestrators between episodes; off, every
         # episode is a full replay (the SDK's own model). Both give identical results.
@@ -171,10 +145,10 @@ class DurableEngine:
         for message in self.store.pending_messages():
             self._route(message)
         for work in self.store.pending_activities():
-            self._activities.put_nowait(work)
-        loops = [self._orchestration_loop(), self._timer_loop(), self._completion_loop()]
-        loops += [self._activity_loop() for _ in range(self.max_concurrent_activities)]
+            self._activities.submit(work)
+        loops = [self._orchestration_loop(), self._timer_loop()]
         self._tasks = [asyncio.create_task(coro) for coro in loops]
+        self._tasks += self._activities.workers()
 
     async def stop(self) -> None:
         """Stop the loops; committed state stays in the store for the next start."""
@@ -182,7 +156,7 @@ class DurableEngine:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._activities.shutdown()
         self._started = False
 
     def recheck_timers(self) -> None:
@@ -292,7 +266,7 @@ class DurableEngine:
                 retried.add(instance_id)
             return retried
         for _, _, _, plan in planned:
-            if any(isinstance(message, _ActivityResult) for message in plan.held):
+            if any(isinstance(message, ActivityResult) for message in plan.held):
                 self._store_held_results(plan)
         for instance_id, _, cached, plan in planned:
             self._after_commit(instance_id, cached, plan)
@@ -302,7 +276,7 @@ class DurableEngine:
         for message in new_messages:
             self._route(message)
         for work in new_work:
-            self._activities.put_nowait(work)
+            self._activities.submit(work)
         return retried
 
     def _commit(
@@ -310,8 +284,6 @@ class DurableEngine:
         commits: list[EpisodeCommit],
         planned: list[tuple[str, list[Message], _CachedInstance, EpisodePlan]],
     ) -> tuple[list[Message], list[ActivityWork]]:
-        if not self._results_in_episodes:
-            return self.store.commit_episodes(commits)
         # The results these episodes consumed (not those held by a suspended instance).
         completed = []
         for _, messages, _, plan in planned:
@@ -319,29 +291,28 @@ class DurableEngine:
             completed += [
                 message.work_id
                 for message in messages
-                if isinstance(message, _ActivityResult) and id(message) not in held
+                if isinstance(message, ActivityResult) and id(message) not in held
             ]
-        commit_with_results = getattr(self.store, "commit_episodes_with_results")  # noqa: B009
-        result: tuple[list[Message], list[ActivityWork]] = commit_with_results(commits, completed)
-        return result
+        return self.store.commit_episodes_with_results(commits, completed)
 
     def _store_held_results(self, plan: EpisodePlan) -> None:
         """A suspended instance holds its messages: store the activity results among
         them now (each with its work item's deletion), as they would be otherwise."""
-        results = [m for m in plan.held if isinstance(m, _ActivityResult)]
-        complete_activities = getattr(self.store, "complete_activities")  # noqa: B009
-        stored = complete_activities(
+        results = [m for m in plan.held if isinstance(m, ActivityResult)]
+        stored = self.store.complete_activities(
             [
                 (r.work_id, Message(r.instance_id, r.event, execution_id=r.execution_id))
                 for r in results
             ]
         )
         replacement = {id(result): message for result, message in zip(results, stored, strict=True)}
-        plan.held = [
-            replacement.get(id(message), message)
-            for message in plan.held
-            if not (isinstance(message, _ActivityResult) and replacement[id(message)] is None)
-        ]
+        kept: list[Message] = []
+        for message in plan.held:
+            if not isinstance(message, ActivityResult):
+                kept.append(message)
+            elif (stored_message := replacement[id(message)]) is not None:
+                kept.append(stored_message)  # None: its work item was gone (purged)
+        plan.held = kept
 
     def _retry_later(self, instance_id: str, messages: list[Message]) -> None:
         # A host bug or a store error: keep the messages (they are still in the store)
@@ -425,7 +396,7 @@ class DurableEngine:
         if record is None:
             return None
         history = self.store.get_history(instance_id)
-        scheduled = {e.event_id for e in history if e.event_type in _SCHEDULING_EVENTS}
+        scheduled = {e.event_id for e in history if e.event_type in SCHEDULING_EVENTS}
         return _CachedInstance(record, history, scheduled)
 
     def _remember(self, instance_id: str, cached: _CachedInstance) -> None:
@@ -451,74 +422,6 @@ class DurableEngine:
         if len(kept) != len(self._timers):
             heapq.heapify(kept)
             self._timers = kept
-
-    # -- activities ----------------------------------------------------------------
-
-    async def _activity_loop(self) -> None:
-        while True:
-            work = await self._activities.get()
-            try:
-                await self._run_activity(work)
-            except Exception:
-                log.exception(
-                    "activity %s of %s crashed the dispatcher", work.name, work.instance_id
-                )
-
-    async def _run_activity(self, work: ActivityWork) -> None:
-        info = self.index.activities.get(work.name)
-        if info is None:
-            outcome: str | ActivityFailure = ActivityFailure(
-                f"The activity function '{work.name}' doesn't exist in this app."
-            )
-        else:
-            outcome = await invoke_activity(info, work.input, self._pool)
-        done = self.clock()
-        if isinstance(outcome, ActivityFailure):
-            log.warning("%s (instance %s)", outcome.reason, work.instance_id)
-            event = HistoryEvent(
-                EventType.TASK_FAILED,
-                done,
-                task_scheduled_id=work.task_id,
-                reason=outcome.reason,
-                details=outcome.details,
-            )
-        else:
-            event = HistoryEvent(
-                EventType.TASK_COMPLETED, done, task_scheduled_id=work.task_id, result=outcome
-            )
-        if self._results_in_episodes:
-            self._route(
-                _ActivityResult(
-                    work.instance_id, event, execution_id=work.execution_id, work_id=work.work_id
-                )
-            )
-            return
-        message = Message(work.instance_id, event, execution_id=work.execution_id)
-        self._completions.append((work.work_id, message))
-        self._completion_signal.set()
-
-    async def _completion_loop(self) -> None:
-        """Commit the activity results gathered meanwhile in one transaction, each with
-        the deletion of its work item, and only then route them to their instances."""
-        complete_many = getattr(self.store, "complete_activities", None)
-        while True:
-            await self._completion_signal.wait()
-            self._completion_signal.clear()
-            completions, self._completions = self._completions, []
-            try:
-                if complete_many is not None:
-                    stored = complete_many(completions)
-                else:
-                    stored = [self.store.complete_activity(*item) for item in completions]
-            except Exception:
-                log.exception("storing %d activity results failed; retrying", len(completions))
-                self._completions[:0] = completions
-                await asyncio.sleep(_RETRY_DELAY)
-                self._completion_signal.set()
-                continue
-            for message in stored:
-                if message is not None:
-                    self._route(message)
 
     # -- completion waiters --------------------------------------------------------
 
@@ -576,13 +479,13 @@ class DurableEngine:
         if record is None:
             return None
         history = self.store.get_history(instance_id) if show_history else None
-        return _status(record, show_input=show_input, history=history)
+        return record.to_status(show_input=show_input, history=history)
 
     async def list_instances(self, query: InstanceQuery) -> InstancePage:
         """One page of instances matching the query."""
         records, token = self.store.list_instances(query)
         return InstancePage(
-            instances=[_status(r, show_input=query.show_input) for r in records],
+            instances=[r.to_status(show_input=query.show_input) for r in records],
             continuation_token=token,
         )
 
@@ -631,7 +534,7 @@ class DurableEngine:
         for message in new_messages:
             self._route(message)
         for work in new_work:
-            self._activities.put_nowait(work)
+            self._activities.submit(work)
 
     async def restart(self, instance_id: str, *, new_instance_id: bool = True) -> str:
         """Start the instance again with its original input."""
@@ -696,20 +599,3 @@ class DurableEngine:
     def _send(self, instance_id: str, event: HistoryEvent) -> None:
         [message] = self.store.enqueue([Message(instance_id, event)])
         self._route(message)
-
-
-def _status(
-    record: InstanceRecord, *, show_input: bool, history: list[HistoryEvent] | None = None
-) -> InstanceStatus:
-    return InstanceStatus(
-        instance_id=record.instance_id,
-        name=record.name,
-        runtime_status=record.status,
-        created_time=record.created_at,
-        last_updated_time=record.updated_at,
-        input=record.input if show_input else None,
-        output=record.output,
-        custom_status=record.custom_status,
-        parent_instance_id=record.parent_instance_id,
-        history=history,
-    )

@@ -22,9 +22,16 @@ from durablehost.loader import FunctionInfo
 from durablehost.model import TERMINAL_STATUSES, RuntimeStatus
 from durablehost.store.base import ActivityWork, EpisodeCommit, InstanceRecord, Message
 
-__all__ = ["EpisodePlan", "HistoryView", "plan_episode", "sub_orchestration_id"]
+__all__ = [
+    "SCHEDULING_EVENTS",
+    "EpisodePlan",
+    "HistoryView",
+    "plan_episode",
+    "sub_orchestration_id",
+]
 
-_SCHEDULING_EVENTS = frozenset(
+# History events that schedule a task (their EventId is the task id).
+SCHEDULING_EVENTS = frozenset(
     {
         EventType.TASK_SCHEDULED,
         EventType.TIMER_CREATED,
@@ -158,7 +165,7 @@ def plan_episode(
     started = HistoryEvent(EventType.ORCHESTRATOR_STARTED, now)
     episode = [started, *control, *new_events]
     if scheduled_ids is None:
-        scheduled_ids = {e.event_id for e in history if e.event_type in _SCHEDULING_EVENTS}
+        scheduled_ids = {e.event_id for e in history if e.event_type in SCHEDULING_EVENTS}
     return _run(
         record,
         history,
@@ -276,7 +283,7 @@ def _run(
         commit=commit,
         history=HistoryView(history, commit.history),
         finished=finished,
-        new_scheduled_ids=[e.event_id for e in appended if e.event_type in _SCHEDULING_EVENTS],
+        new_scheduled_ids=[e.event_id for e in appended if e.event_type in SCHEDULING_EVENTS],
     )
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from durablehost.history import HistoryEvent
-from durablehost.model import InstanceQuery, RuntimeStatus
+from durablehost.model import InstanceQuery, InstanceStatus, RuntimeStatus
 
 __all__ = [
     "ActivityWork",
@@ -40,6 +40,23 @@ class InstanceRecord:
     parent_instance_id: str | None = None
     parent_execution_id: str | None = None
     parent_task_id: int | None = None
+
+    def to_status(
+        self, *, show_input: bool = True, history: list[HistoryEvent] | None = None
+    ) -> InstanceStatus:
+        """The record as the status API reports it."""
+        return InstanceStatus(
+            instance_id=self.instance_id,
+            name=self.name,
+            runtime_status=self.status,
+            created_time=self.created_at,
+            last_updated_time=self.updated_at,
+            input=self.input if show_input else None,
+            output=self.output,
+            custom_status=self.custom_status,
+            parent_instance_id=self.parent_instance_id,
+            history=history,
+        )
 
 
 @dataclass(slots=True)
