@@ -106,6 +106,12 @@ def run_durablehost(plan: Plan, workdir: Path, log: Callable[[str], None]) -> di
             rate_per_client=LATENCY_RATE_PER_CLIENT,
         ),
     )
+    log("HTTP latency while a CPU-bound activity runs ...")
+    results["cpu_bound"] = _with_host(
+        workdir,
+        "cpu",
+        lambda h: workloads.cpu_bound_latency(h.url, seconds=plan.status_seconds),
+    )
     for label, count in (("hub_10", 10), ("hub_many", plan.finished_instances)):
         log(f"status GET with {count} finished instances in the hub ...")
         hub = workdir / f"{label}.sqlite3"
@@ -209,6 +215,17 @@ def _table(report: dict[str, Any]) -> str:
             "-",
         )
     )
+    cpu = ours.get("cpu_bound")
+    if cpu:
+        rows.append(
+            (
+                "status GET while a CPU-bound activity runs",
+                f"p50 {cpu['busy_p50_ms']:.1f} ms, p99 {cpu['busy_p99_ms']:.1f} ms "
+                f"(idle p50 {cpu['idle_p50_ms']:.1f}, p99 {cpu['idle_p99_ms']:.1f})",
+                "stays responsive",
+                "-",
+            )
+        )
     for key in ("status_hub_10", "status_hub_many"):
         status = ours[key]
         rows.append(

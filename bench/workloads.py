@@ -214,3 +214,33 @@ def _percentile(sorted_values: list[float], percent: float) -> float:
         return float("nan")
     index = min(len(sorted_values) - 1, round(percent / 100 * (len(sorted_values) - 1)))
     return sorted_values[index]
+
+
+async def cpu_bound_latency(url: str, *, seconds: float) -> dict[str, Any]:
+    """Status GET latency from one client, idle and while a CPU-bound sync activity runs
+    in the host's thread pool: the HTTP front must stay responsive (issue 2)."""
+    async with _session(1) as session:
+        status_url = f"{url}{MGMT}/instances/?top=1"
+
+        async def sample() -> list[float]:
+            latencies: list[float] = []
+            stop = time.perf_counter() + seconds
+            while time.perf_counter() < stop:
+                began = time.perf_counter()
+                async with session.get(status_url) as response:
+                    await response.read()
+                latencies.append(time.perf_counter() - began)
+            return sorted(latencies)
+
+        idle = await sample()
+        async with session.post(f"{url}{MGMT}/orchestrators/burn", json=seconds + 1) as response:
+            response.raise_for_status()
+        await asyncio.sleep(0.3)  # let the activity reach its thread
+        busy = await sample()
+    return {
+        "idle_p50_ms": _percentile(idle, 50) * 1000,
+        "idle_p99_ms": _percentile(idle, 99) * 1000,
+        "busy_p50_ms": _percentile(busy, 50) * 1000,
+        "busy_p99_ms": _percentile(busy, 99) * 1000,
+        "busy_max_ms": busy[-1] * 1000,
+    }

@@ -67,3 +67,21 @@ def say_hello(city: str) -> str:
 @app.activity_trigger(input_name="n")
 def step(n: int) -> int:
     return n
+
+
+@app.orchestration_trigger(context_name="context")
+def burn(context: df.DurableOrchestrationContext) -> Orchestration:
+    """One CPU-bound activity (the HTTP front's latency is measured meanwhile)."""
+    return (yield context.call_activity("spin", context.get_input()))
+
+
+@app.activity_trigger(input_name="seconds")
+def spin(seconds: float) -> int:
+    """Pure-Python CPU work for `seconds`: holds the GIL like a real computation."""
+    import time
+
+    deadline = time.perf_counter() + seconds
+    total = 0
+    while time.perf_counter() < deadline:
+        total += sum(i * i for i in range(1000))
+    return total
