@@ -24,18 +24,18 @@ from azure.durable_functions.models.DurableOrchestrationContext import (
     DurableOrchestrationContext,
 )
 from azure.durable_functions.models.history.HistoryEvent import HistoryEvent as SdkHistoryEvent
-from azure.durable_functions.models.Task import AtomicTask, RetryAbleTask, TaskBase, TimerTask
+from azure.durable_functions.models.Task import AtomicTask, RetryAbleTask, TimerTask
 from azure.durable_functions.models.TaskOrchestrationExecutor import TaskOrchestrationExecutor
 from azure.durable_functions.models.utils.df_serialization import df_dumps
 
 from durablehost.history import EventType, HistoryEvent
 from durablehost.wire.orchestration import (
+    OUT_OF_PROC_MARKER,
     ActionRecord,
     ActionType,
     decode_action,
     encode_context,
     encode_event,
-    state_from_exception_message,
 )
 
 __all__ = [
@@ -403,7 +403,7 @@ def _user_error(raised: Exception | None) -> Exception | None:
     if raised is None:
         return None
     cause = raised.__cause__
-    if state_from_exception_message(str(raised)) is not None and isinstance(cause, Exception):
+    if OUT_OF_PROC_MARKER in str(raised) and isinstance(cause, Exception):
         return cause
     return raised
 
@@ -542,8 +542,3 @@ def retry_delay(retry_options: dict[str, Any], attempts_made: int) -> timedelta:
 def _dumps(value: Any) -> str:
     # The SDK's own serialiser, so custom objects (to_json/from_json) round-trip as on Azure.
     return str(df_dumps(value))
-
-
-def describe_task(task: TaskBase) -> str:
-    """A short description of an SDK task, for logs."""
-    return f"{type(task).__name__}(id={getattr(task, 'id', None)})"

@@ -156,13 +156,8 @@ class TaskHubStore(Protocol):
     def complete_activities(
         self, completions: Sequence[tuple[int, Message]]
     ) -> list[Message | None]:
-        """`complete_activity` for several work items in one transaction; one entry per
-        completion, None where the work item was gone."""
-        ...
-
-    def complete_activity(self, work_id: int, result: Message) -> Message | None:
-        """Delete the work item and store its result message in one transaction.
-        Returns None (and stores nothing) when the work item is gone (purged)."""
+        """Delete each work item and store its result message, all in one transaction;
+        one entry per completion, None (nothing stored) where the work item was purged."""
         ...
 
     def delete_instance(self, instance_id: str) -> bool:

@@ -257,18 +257,11 @@ class SqliteTaskHubStore:
             _insert_instance(db, child)
         return _insert_messages(db, commit.messages)
 
-    def complete_activity(self, work_id: int, result: Message) -> Message | None:
-        with self._transaction() as db:
-            deleted = db.execute("DELETE FROM activities WHERE id = ?", (work_id,)).rowcount
-            if not deleted:
-                return None
-            return _insert_messages(db, [result])[0]
-
     def complete_activities(
         self, completions: Sequence[tuple[int, Message]]
     ) -> list[Message | None]:
-        """`complete_activity` for several work items in one transaction (group commit);
-        one entry per completion, None where the work item was gone."""
+        """Delete each work item and store its result message, all in one transaction;
+        one entry per completion, None (nothing stored) where the work item was gone."""
         stored: list[Message | None] = []
         with self._transaction() as db:
             for work_id, result in completions:

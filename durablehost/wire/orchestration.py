@@ -1,10 +1,10 @@
 """The JSON the SDK's orchestrator handle reads and writes.
 
 Host -> SDK: the orchestration context (`encode_context`) with history events in the
-SDK's PascalCase shape. SDK -> host: the orchestrator state JSON, either returned or
-embedded in the raised exception after `$OutOfProcData$:` (`decode_state`), and the
-actions inside it (`decode_action`). Everything else in durablehost works on the typed
-`HistoryEvent` and `ActionRecord`.
+SDK's PascalCase shape. SDK -> host: the actions the orchestrator emitted
+(`decode_action`, from each action's JSON) and the `$OutOfProcData$:` marker the SDK puts
+in the message of the exception it raises for a user error. Everything else in
+durablehost works on the typed `HistoryEvent` and `ActionRecord`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ __all__ = [
     "OUT_OF_PROC_MARKER",
     "ActionRecord",
     "ActionType",
-    "OrchestratorState",
     "decode_action",
-    "decode_state",
     "encode_context",
     "encode_event",
     "format_timestamp",
@@ -68,17 +66,6 @@ class ActionRecord:
     event_name: str | None = None
     retry_options: dict[str, Any] | None = None
     children: tuple[ActionRecord, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True, slots=True)
-class OrchestratorState:
-    """The SDK's verdict on one episode."""
-
-    is_done: bool
-    actions: tuple[ActionRecord, ...]
-    output: Any = None
-    error: str | None = None
-    custom_status: Any = None
 
 
 # The last instant formatted and its text: the events of one episode share one `now`,
@@ -171,31 +158,6 @@ def encode_context(
         "upperSchemaVersion": UPPER_SCHEMA_VERSION,
         "upperSchemaVersionNew": UPPER_SCHEMA_VERSION_NEW,
     }
-
-
-def decode_state(state: str | dict[str, Any]) -> OrchestratorState:
-    """Decode the orchestrator state JSON (V2/V3: actions is [[a0, a1, ...]])."""
-    data = json.loads(state) if isinstance(state, str) else state
-    groups = data.get("actions") or []
-    flat = [action for group in groups for action in (group or [])]
-    return OrchestratorState(
-        is_done=bool(data.get("isDone")),
-        actions=tuple(decode_action(action) for action in flat),
-        output=data.get("output"),
-        error=data.get("error"),
-        custom_status=data.get("customStatus"),
-    )
-
-
-def state_from_exception_message(message: str) -> OrchestratorState | None:
-    """The state JSON the SDK embeds in the message of the exception it raises."""
-    _, marker, payload = message.partition(OUT_OF_PROC_MARKER)
-    if not marker:
-        return None
-    try:
-        return decode_state(payload)
-    except ValueError:
-        return None
 
 
 def decode_action(action: dict[str, Any]) -> ActionRecord:

@@ -433,13 +433,13 @@ def test_complete_activity_swaps_work_for_its_result(store: TaskHubStore) -> Non
         HistoryEvent(EventType.TASK_COMPLETED, T0, task_scheduled_id=4, result="9"),
         execution_id=instance.execution_id,
     )
-    stored = store.complete_activity(work.work_id, result)
+    stored = store.complete_activities([(work.work_id, result)])[0]
     assert stored is not None and stored.message_id > 0
     assert store.pending_activities() == []
     assert store.pending_messages()[-1].event == result.event
     # Completing it again (a duplicate run) stores nothing.
     count = len(store.pending_messages())
-    assert store.complete_activity(work.work_id, result) is None
+    assert store.complete_activities([(work.work_id, result)])[0] is None
     assert len(store.pending_messages()) == count
 
 
@@ -456,16 +456,12 @@ def test_complete_activity_of_a_purged_instance_stores_nothing(store: TaskHubSto
     )
     assert store.delete_instance("gone")
     result = Message("gone", HistoryEvent(EventType.TASK_COMPLETED, T0, task_scheduled_id=0))
-    assert store.complete_activity(work.work_id, result) is None
+    assert store.complete_activities([(work.work_id, result)])[0] is None
     assert store.pending_messages() == []
 
 
 def test_complete_activities_commits_a_batch_in_one_transaction(store: TaskHubStore) -> None:
-    """The engine's group commit of activity results (optional for a backend: the
-    engine falls back to complete_activity one by one)."""
-    complete_many = getattr(store, "complete_activities", None)
-    if complete_many is None:
-        pytest.skip("this backend has no complete_activities")
+    """The engine's group commit of activity results."""
     instance = record("batch")
     create(store, instance)
     _, work = store.commit_episodes(
@@ -486,7 +482,7 @@ def test_complete_activities_commits_a_batch_in_one_transaction(store: TaskHubSt
     before = store.pending_messages()
     # A batch whose last result cannot be stored changes nothing.
     with pytest.raises(TypeError):
-        complete_many([(work[0].work_id, result(0)), (work[1].work_id, result(1, {1}))])
+        store.complete_activities([(work[0].work_id, result(0)), (work[1].work_id, result(1, {1}))])
     assert store.pending_messages() == before
     assert store.pending_activities() == work
 
@@ -502,7 +498,7 @@ def test_complete_activities_commits_a_batch_in_one_transaction(store: TaskHubSt
             )
         ]
     )
-    stored = complete_many(
+    stored = store.complete_activities(
         [(work[0].work_id, result(0)), (10_000, result(9)), (work[1].work_id, result(1))]
     )
     assert [m is not None for m in stored] == [True, False, True]
@@ -518,11 +514,8 @@ def test_complete_activities_commits_a_batch_in_one_transaction(store: TaskHubSt
 def test_commit_with_results_deletes_the_consumed_work_in_the_same_transaction(
     store: TaskHubStore,
 ) -> None:
-    """Optional for a backend: episodes that consume activity results the engine kept in
-    memory delete those work items in their own transaction, or not at all."""
-    commit_with_results = getattr(store, "commit_episodes_with_results", None)
-    if commit_with_results is None:
-        pytest.skip("this backend has no commit_episodes_with_results")
+    """Episodes that consume activity results the engine kept in memory delete those
+    work items in their own transaction, or not at all."""
     instance = record("steps")
     create(store, instance)
     _, work = store.commit_episodes(
@@ -538,11 +531,13 @@ def test_commit_with_results_deletes_the_consumed_work_in_the_same_transaction(
     completed = HistoryEvent(EventType.TASK_COMPLETED, T0, task_scheduled_id=0, result="1")
     bad = Message("steps", replace(completed, input={1}))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        commit_with_results([EpisodeCommit(instance=instance, messages=[bad])], [work[0].work_id])
+        store.commit_episodes_with_results(
+            [EpisodeCommit(instance=instance, messages=[bad])], [work[0].work_id]
+        )
     assert store.pending_activities() == work
 
     running = replace(instance, status=RuntimeStatus.RUNNING)
-    new_messages, new_work = commit_with_results(
+    new_messages, new_work = store.commit_episodes_with_results(
         [
             EpisodeCommit(
                 instance=running,
