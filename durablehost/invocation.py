@@ -16,7 +16,7 @@ import inspect
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +32,7 @@ __all__ = [
     "InvocationPlan",
     "InvocationResult",
     "OutputValue",
+    "declares_context",
 ]
 
 log = logging.getLogger(__name__)
@@ -156,14 +157,23 @@ class InvocationResult:
     invocation_id: str = ""
 
 
+@functools.cache
+def _declares_context(user_function: Callable[..., Any], trigger_param: str) -> bool:
+    try:
+        parameters = inspect.signature(user_function).parameters
+    except (TypeError, ValueError):
+        return False
+    return "context" in parameters and trigger_param != "context"
+
+
+def declares_context(info: FunctionInfo) -> bool:
+    """True when the user's signature has a `context` parameter (other than the trigger's
+    own): the worker passes an `azure.functions.Context` only then. Cached per function."""
+    return _declares_context(info.user_function, info.trigger_param)
+
+
 def plan_invocation(info: FunctionInfo) -> InvocationPlan:
     """Work out the arguments `info.user_function` takes (once, at start)."""
-    try:
-        parameters: Mapping[str, inspect.Parameter] = inspect.signature(
-            info.user_function
-        ).parameters
-    except (TypeError, ValueError):
-        parameters = {}
     client_param: str | None = None
     client_binding: Any = None
     outputs: list[str] = []
@@ -194,7 +204,7 @@ def plan_invocation(info: FunctionInfo) -> InvocationPlan:
     return InvocationPlan(
         info=info,
         is_async=info.is_async,
-        wants_context="context" in parameters,
+        wants_context=declares_context(info),
         client_param=client_param,
         client_binding=client_binding,
         output_params=tuple(outputs),

@@ -8,9 +8,7 @@ functions run in a thread pool (as the worker runs them), async ones on the loop
 from __future__ import annotations
 
 import asyncio
-import inspect
 import traceback
-from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +17,10 @@ from typing import Any
 import azure.functions as func
 from azure.functions.meta import Datum
 
-from durablehost.invocation import InvocationContext
+from durablehost.invocation import InvocationContext, declares_context
 from durablehost.loader import FunctionInfo
 
-__all__ = ["ActivityFailure", "invoke_activity", "wants_context"]
+__all__ = ["ActivityFailure", "invoke_activity"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,26 +29,6 @@ class ActivityFailure:
 
     reason: str
     details: str = field(default="")
-
-
-# Whether each function declares `context`, read once: inspect.signature costs tens of
-# microseconds, on every activity call otherwise.
-_DECLARES_CONTEXT: dict[tuple[Callable[..., Any], str], bool] = {}
-
-
-def wants_context(info: FunctionInfo) -> bool:
-    """True when the user's signature declares a `context` parameter."""
-    key = (info.user_function, info.trigger_param)
-    known = _DECLARES_CONTEXT.get(key)
-    if known is None:
-        try:
-            parameters = inspect.signature(info.user_function).parameters
-        except (TypeError, ValueError):
-            known = False
-        else:
-            known = "context" in parameters and info.trigger_param != "context"
-        _DECLARES_CONTEXT[key] = known
-    return known
 
 
 async def invoke_activity(
@@ -65,7 +43,7 @@ async def invoke_activity(
     except Exception as exc:
         return _failure(info, exc)
     kwargs: dict[str, Any] = {info.trigger_param: value}
-    if wants_context(info):
+    if declares_context(info):
         kwargs["context"] = InvocationContext(info.function_name, _function_directory(info))
     if info.is_async:
         try:

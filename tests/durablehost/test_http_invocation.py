@@ -5,13 +5,19 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import azure.functions as func
 import pytest
 
-from durablehost.invocation import FunctionInvoker, InvocationContext, plan_invocation
-from durablehost.loader import FunctionIndex, load_app
+from durablehost.invocation import (
+    FunctionInvoker,
+    InvocationContext,
+    declares_context,
+    plan_invocation,
+)
+from durablehost.loader import FunctionIndex, FunctionInfo, load_app
 
 APPS = Path(__file__).parent / "apps"
 
@@ -82,3 +88,21 @@ def test_context_implements_the_abc() -> None:
     assert context.retry_context.retry_count == 0
     assert context.thread_local_storage.invocation_id == context.invocation_id
     assert context.invocation_id != InvocationContext("f", "/app").invocation_id
+
+
+def test_a_trigger_parameter_named_context_is_not_given_a_context() -> None:
+    def handler(context: func.HttpRequest) -> str:
+        return context.method
+
+    def with_both(req: func.HttpRequest, context: func.Context) -> str:
+        return context.function_name
+
+    def info(fn: Any, trigger_param: str) -> FunctionInfo:
+        trigger = SimpleNamespace(name=trigger_param, type="httpTrigger")
+        return FunctionInfo(fn.__name__, fn.__name__, "httpTrigger", trigger, (), fn)
+
+    # The parameter named `context` is the trigger's: it gets the request, not a Context.
+    assert not declares_context(info(handler, "context"))
+    assert not plan_invocation(info(handler, "context")).wants_context
+    assert declares_context(info(with_both, "req"))
+    assert plan_invocation(info(with_both, "req")).wants_context
