@@ -16,17 +16,22 @@ from pathlib import Path
 from typing import Any
 
 from durablehost.engine import DurableEngine
-from durablehost.history import HistoryEvent
+from durablehost.episodes import SCHEDULING_EVENTS
+from durablehost.history import EventType, HistoryEvent
 from durablehost.loader import FunctionIndex, load_app
 from durablehost.model import TERMINAL_STATUSES, InstanceStatus
 from durablehost.store import open_store
 
 __all__ = [
+    "GOLDEN_DIR",
     "SAMPLES_DIR",
     "SteppingClock",
     "at",
     "drive_until_done",
+    "episode_input",
+    "episode_spans",
     "event_shape",
+    "events_from_golden",
     "finish",
     "history_shape",
     "probe",
@@ -38,6 +43,7 @@ __all__ = [
 ]
 
 SAMPLES_DIR = Path(__file__).parent / "apps" / "engine_samples"
+GOLDEN_DIR = Path(__file__).parent / "golden"
 
 
 @functools.cache
@@ -204,3 +210,55 @@ def history_shape(events: Sequence[HistoryEvent]) -> list[dict[str, Any]]:
 def at(seconds: float) -> datetime:
     """A fixed moment `seconds` after the golden histories' epoch."""
     return datetime(2026, 1, 1, 12, 0, tzinfo=UTC) + timedelta(seconds=seconds)
+
+
+def events_from_golden(entries: list[dict[str, Any]]) -> list[HistoryEvent]:
+    """Typed events from a golden file, with made-up but ordered timestamps."""
+    events: list[HistoryEvent] = []
+    episode = 0
+    for entry in entries:
+        kind = next(k for k in EventType if k.title == entry["type"])
+        if kind is EventType.ORCHESTRATOR_STARTED:
+            episode += 1
+        moment = at(episode)
+        has_fire_at = kind in (EventType.TIMER_CREATED, EventType.TIMER_FIRED)
+        events.append(
+            HistoryEvent(
+                kind,
+                moment,
+                event_id=entry.get("id", -1),
+                name=entry.get("name"),
+                version="" if kind is EventType.EXECUTION_STARTED else None,
+                input=entry.get("input"),
+                result=entry.get("result"),
+                reason=entry.get("reason"),
+                details="" if "reason" in entry else None,
+                task_scheduled_id=entry.get("taskScheduledId"),
+                timer_id=entry.get("timerId"),
+                fire_at=moment if has_fire_at else None,
+                instance_id=entry.get("instanceId"),
+                orchestration_status=entry.get("status"),
+            )
+        )
+    return events
+
+
+def episode_spans(events: Sequence[HistoryEvent]) -> list[tuple[int, int]]:
+    """(start, end) index pairs: each episode runs from an OrchestratorStarted to just
+    before its OrchestratorCompleted."""
+    spans = []
+    start = 0
+    for index, event in enumerate(events):
+        if event.event_type is EventType.ORCHESTRATOR_STARTED:
+            start = index
+        elif event.event_type is EventType.ORCHESTRATOR_COMPLETED:
+            spans.append((start, index))
+    return spans
+
+
+def episode_input(events: Sequence[HistoryEvent], start: int, end: int) -> list[HistoryEvent]:
+    """The history the engine hands the executor for the episode at events[start:end]:
+    everything stored before it (played), then the events that woke it up (the host
+    appends what the episode scheduled after those)."""
+    incoming = [e for e in events[start:end] if e.event_type not in SCHEDULING_EVENTS]
+    return [*(e.played() for e in events[:start]), *incoming]

@@ -26,13 +26,18 @@ from typing import Any
 import pytest
 
 from durablehost.engine import DurableEngine
+from durablehost.episodes import SCHEDULING_EVENTS
 from durablehost.executor import EpisodeOutcome, SessionExecutor, execute_episode
 from durablehost.history import EventType, HistoryEvent
 from durablehost.model import InstanceStatus
 from tests.durablehost.engine_fixtures import (
+    GOLDEN_DIR,
     SteppingClock,
     at,
     drive_until_done,
+    episode_input,
+    episode_spans,
+    events_from_golden,
     probe,
     running_engine,
     samples_index,
@@ -40,7 +45,6 @@ from tests.durablehost.engine_fixtures import (
 )
 
 INSTANCE_ID = "equivalence"
-GOLDEN_DIR = Path(__file__).parent / "golden"
 
 Driver = Callable[[DurableEngine, int], Awaitable[None]]
 
@@ -169,27 +173,6 @@ def _outcome_shape(outcome: EpisodeOutcome) -> dict[str, Any]:
     }
 
 
-_SCHEDULING = (
-    EventType.TASK_SCHEDULED,
-    EventType.TIMER_CREATED,
-    EventType.SUB_ORCHESTRATION_INSTANCE_CREATED,
-)
-
-
-def _episode_inputs(events: list[HistoryEvent]) -> list[list[HistoryEvent]]:
-    """The history the engine hands the executor in each episode: everything stored
-    before it (played), then the episode's incoming events (not what it scheduled)."""
-    inputs = []
-    start = 0
-    for index, event in enumerate(events):
-        if event.event_type is EventType.ORCHESTRATOR_STARTED:
-            start = index
-        elif event.event_type is EventType.ORCHESTRATOR_COMPLETED:
-            incoming = [e for e in events[start:index] if e.event_type not in _SCHEDULING]
-            inputs.append([*(e.played() for e in events[:start]), *incoming])
-    return inputs
-
-
 def _decide_each_episode(
     executor: Callable[..., EpisodeOutcome],
     orchestrator_name: str,
@@ -200,14 +183,15 @@ def _decide_each_episode(
     orchestrator = samples_index().orchestrators[orchestrator_name].user_function
     input_json = next(e.input for e in events if e.event_type is EventType.EXECUTION_STARTED)
     decided = []
-    for number, history in enumerate(_episode_inputs(events)):
+    histories = [episode_input(events, start, end) for start, end in episode_spans(events)]
+    for number, history in enumerate(histories):
         outcome = executor(
             orchestrator,
             instance_id=INSTANCE_ID,
             input_json=input_json,
             parent_instance_id=None,
             history=history,
-            scheduled_ids={e.event_id for e in history if e.event_type in _SCHEDULING},
+            scheduled_ids={e.event_id for e in history if e.event_type in SCHEDULING_EVENTS},
             now=at(100 + number),
             orchestrator_name=orchestrator_name,
         )
@@ -262,7 +246,7 @@ async def test_an_evicted_session_falls_back_to_full_replay_with_the_same_decisi
 @pytest.mark.parametrize("path", sorted(GOLDEN_DIR.glob("*.json")), ids=lambda p: p.stem)
 def test_golden_histories_decide_the_same_live_and_replayed(path: Path) -> None:
     golden = json.loads(path.read_text(encoding="utf-8"))
-    events = _events_from_golden(golden["history"])
+    events = events_from_golden(golden["history"])
     replayed = _decide_each_episode(execute_episode, golden["orchestrator"], events)
     live = _decide_each_episode(SessionExecutor(), golden["orchestrator"], events)
     assert live == replayed
@@ -288,34 +272,3 @@ def test_sessions_are_bounded_and_evict_the_oldest() -> None:
         )
         assert not outcome.is_done
     assert len(sessions) == 2
-
-
-def _events_from_golden(entries: list[dict[str, Any]]) -> list[HistoryEvent]:
-    # As test_replay_golden reads them: made-up but ordered timestamps, one per episode.
-    events: list[HistoryEvent] = []
-    episode = 0
-    for entry in entries:
-        kind = next(k for k in EventType if k.title == entry["type"])
-        if kind is EventType.ORCHESTRATOR_STARTED:
-            episode += 1
-        moment = at(episode)
-        has_fire_at = kind in (EventType.TIMER_CREATED, EventType.TIMER_FIRED)
-        events.append(
-            HistoryEvent(
-                kind,
-                moment,
-                event_id=entry.get("id", -1),
-                name=entry.get("name"),
-                version="" if kind is EventType.EXECUTION_STARTED else None,
-                input=entry.get("input"),
-                result=entry.get("result"),
-                reason=entry.get("reason"),
-                details="" if "reason" in entry else None,
-                task_scheduled_id=entry.get("taskScheduledId"),
-                timer_id=entry.get("timerId"),
-                fire_at=moment if has_fire_at else None,
-                instance_id=entry.get("instanceId"),
-                orchestration_status=entry.get("status"),
-            )
-        )
-    return events

@@ -30,16 +30,19 @@ from durablehost.executor import ACTIVITY, SUB_ORCHESTRATION, TIMER, execute_epi
 from durablehost.history import EventType, HistoryEvent
 from durablehost.model import RuntimeStatus
 from tests.durablehost.engine_fixtures import (
+    GOLDEN_DIR,
     SteppingClock,
     at,
     drive_until_done,
+    episode_input,
+    episode_spans,
     event_shape,
+    events_from_golden,
     probe,
     running_engine,
     samples_index,
 )
 
-GOLDEN_DIR = Path(__file__).parent / "golden"
 INSTANCE_ID = "golden"
 REGENERATE = os.environ.get("DURABLEHOST_REGENERATE_GOLDEN") == "1"
 
@@ -169,37 +172,6 @@ def format_golden(document: dict[str, Any]) -> str:
     return body + ',\n  "history": [\n' + ",\n".join(f"  {line}" for line in lines) + "\n  ]\n}\n"
 
 
-def events_from_golden(entries: list[dict[str, Any]]) -> list[HistoryEvent]:
-    """Typed events from a golden file, with made-up but ordered timestamps."""
-    events: list[HistoryEvent] = []
-    episode = 0
-    for entry in entries:
-        kind = next(k for k in EventType if k.title == entry["type"])
-        if kind is EventType.ORCHESTRATOR_STARTED:
-            episode += 1
-        moment = at(episode)
-        has_fire_at = kind in (EventType.TIMER_CREATED, EventType.TIMER_FIRED)
-        events.append(
-            HistoryEvent(
-                kind,
-                moment,
-                event_id=entry.get("id", -1),
-                name=entry.get("name"),
-                version="" if kind is EventType.EXECUTION_STARTED else None,
-                input=entry.get("input"),
-                result=entry.get("result"),
-                reason=entry.get("reason"),
-                details="" if "reason" in entry else None,
-                task_scheduled_id=entry.get("taskScheduledId"),
-                timer_id=entry.get("timerId"),
-                fire_at=moment if has_fire_at else None,
-                instance_id=entry.get("instanceId"),
-                orchestration_status=entry.get("status"),
-            )
-        )
-    return events
-
-
 def load_golden(name: str) -> dict[str, Any]:
     path = GOLDEN_DIR / f"{name}.json"
     if not path.exists():
@@ -264,29 +236,11 @@ async def test_engine_reproduces_golden_history(name: str, sessions: bool, tmp_p
     assert (status, output) == (golden["status"], golden["output"])
 
 
-def _episodes(events: list[HistoryEvent]) -> list[tuple[int, int]]:
-    """(start, end) index pairs: each episode runs from an OrchestratorStarted to just
-    before its OrchestratorCompleted."""
-    spans = []
-    start = 0
-    for index, event in enumerate(events):
-        if event.event_type is EventType.ORCHESTRATOR_STARTED:
-            start = index
-        elif event.event_type is EventType.ORCHESTRATOR_COMPLETED:
-            spans.append((start, index))
-    return spans
-
-
 _SCHEDULING = {
     EventType.TASK_SCHEDULED: ACTIVITY,
     EventType.TIMER_CREATED: TIMER,
     EventType.SUB_ORCHESTRATION_INSTANCE_CREATED: SUB_ORCHESTRATION,
 }
-
-
-def _incoming(episode: list[HistoryEvent]) -> list[HistoryEvent]:
-    """The events of an episode the orchestrator sees as new (not what it scheduled)."""
-    return [event for event in episode if event.event_type not in _SCHEDULING]
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -295,17 +249,15 @@ def test_replaying_golden_history_makes_the_same_decisions(name: str) -> None:
     events = events_from_golden(golden["history"])
     orchestrator = samples_index().orchestrators[golden["orchestrator"]].user_function
     input_json = next(e.input for e in events if e.event_type is EventType.EXECUTION_STARTED)
-    spans = _episodes(events)
+    spans = episode_spans(events)
     assert spans, "a golden history has at least one episode"
     for number, (start, end) in enumerate(spans):
-        # The host appends what an episode scheduled after the events that woke it up.
-        incoming = _incoming(events[start:end])
         decided = [
             (e.event_id, _SCHEDULING[e.event_type], e.name)
             for e in events[start:end]
             if e.event_type in _SCHEDULING
         ]
-        history = [*(e.played() for e in events[:start]), *incoming]
+        history = episode_input(events, start, end)
         outcome = execute_episode(
             orchestrator,
             instance_id=golden["instanceId"],
@@ -336,11 +288,11 @@ def test_event_wins_cancels_the_timer_on_replay() -> None:
     events = events_from_golden(golden["history"])
     [(start, end)] = [
         span
-        for span in _episodes(events)
+        for span in episode_spans(events)
         if any(e.event_type is EventType.EVENT_RAISED for e in events[span[0] : span[1]])
     ]
     orchestrator = samples_index().orchestrators["approval"].user_function
-    history = [*(e.played() for e in events[:start]), *_incoming(events[start:end])]
+    history = episode_input(events, start, end)
     outcome = execute_episode(
         orchestrator,
         instance_id=INSTANCE_ID,
@@ -368,9 +320,9 @@ def test_retry_timer_due_times_follow_the_interval() -> None:
     """The retry timer the replay asks for is due one first-retry-interval after now."""
     golden = load_golden("retry_exhausted")
     events = events_from_golden(golden["history"])
-    start, end = _episodes(events)[1]
+    start, end = episode_spans(events)[1]
     orchestrator = samples_index().orchestrators["retry_one"].user_function
-    history = [*(e.played() for e in events[:start]), *_incoming(events[start:end])]
+    history = episode_input(events, start, end)
     now = at(2)
     outcome = execute_episode(
         orchestrator,
