@@ -113,8 +113,14 @@ def plan_episode(
     `scheduled_ids`, when the caller keeps it, is the set of task ids scheduled in it
     (saves a scan of the whole history per episode).
     """
-    current = [m for m in messages if m.execution_id in (None, record.execution_id)]
-    stale_ids = [m.message_id for m in messages if m not in current]
+    # Messages for an older execution (before a continue-as-new or a restart) are stale.
+    current: list[Message] = []
+    stale_ids: list[int] = []
+    for message in messages:
+        if message.execution_id in (None, record.execution_id):
+            current.append(message)
+        else:
+            stale_ids.append(message.message_id)
     if record.status in TERMINAL_STATUSES:
         # Late results for a finished instance (or its old executions) are dropped.
         commit = EpisodeCommit(
