@@ -148,7 +148,7 @@ class DurableEngine:
             self._activities.submit(work)
         loops = [self._orchestration_loop(), self._timer_loop()]
         self._tasks = [asyncio.create_task(coro) for coro in loops]
-        self._tasks += self._activities.workers()
+        self._activities.start()
 
     async def stop(self) -> None:
         """Stop the loops; committed state stays in the store for the next start."""
@@ -156,7 +156,7 @@ class DurableEngine:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        self._activities.shutdown()
+        self._activities.stop()
         self._started = False
 
     def recheck_timers(self) -> None:

@@ -1,15 +1,15 @@
-"""Call user functions the way the Functions Python worker does.
+"""Call activity functions the way the Functions Python worker does.
 
 Activities get their input decoded by the SDK's own `activityTrigger` converter and
 their result encoded by it, so custom-object serialisation behaves as on Azure. Sync
-functions run in a thread pool (as the worker runs them), async ones on the loop.
+functions run in worker threads (as the worker runs them): `call_sync_activity` does the
+whole call there, decoding and encoding included; async ones run on the loop through
+`call_async_activity`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import traceback
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from azure.functions.meta import Datum
 from durablehost.invocation import InvocationContext, declares_context
 from durablehost.loader import FunctionInfo
 
-__all__ = ["ActivityFailure", "invoke_activity"]
+__all__ = ["ActivityFailure", "call_async_activity", "call_sync_activity"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +31,32 @@ class ActivityFailure:
     details: str = field(default="")
 
 
-async def invoke_activity(
-    info: FunctionInfo, input_json: str | None, pool: Executor | None = None
-) -> str | ActivityFailure:
-    """Run an activity; returns its result as JSON text, or the failure."""
+def call_sync_activity(info: FunctionInfo, input_json: str | None) -> str | ActivityFailure:
+    """Run a sync activity in the calling thread; its result as JSON text, or the failure.
+    The traceback of a failure is formatted here, from the user's own frames."""
+    kwargs = _arguments(info, input_json)
+    if isinstance(kwargs, ActivityFailure):
+        return kwargs
+    try:
+        result = info.user_function(**kwargs)
+    except Exception as exc:  # the user's failure becomes TaskFailed, never a host crash
+        return _failure(info, exc)
+    return _encode(info, result)
+
+
+async def call_async_activity(info: FunctionInfo, input_json: str | None) -> str | ActivityFailure:
+    """Run an async activity on the running loop; its result as JSON text, or the failure."""
+    kwargs = _arguments(info, input_json)
+    if isinstance(kwargs, ActivityFailure):
+        return kwargs
+    try:
+        result = await info.user_function(**kwargs)
+    except Exception as exc:
+        return _failure(info, exc)
+    return _encode(info, result)
+
+
+def _arguments(info: FunctionInfo, input_json: str | None) -> dict[str, Any] | ActivityFailure:
     converter = func.get_binding_registry().get("activityTrigger")
     try:
         value = converter.decode(
@@ -45,28 +67,13 @@ async def invoke_activity(
     kwargs: dict[str, Any] = {info.trigger_param: value}
     if declares_context(info):
         kwargs["context"] = InvocationContext(info.function_name, _function_directory(info))
-    if info.is_async:
-        try:
-            result = await info.user_function(**kwargs)
-        except Exception as exc:  # the user's failure becomes TaskFailed, never a host crash
-            return _failure(info, exc)
-    else:
-        loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(pool, _call_sync, info, kwargs)
-        if isinstance(outcome, ActivityFailure):
-            return outcome
-        result = outcome[0]
+    return kwargs
+
+
+def _encode(info: FunctionInfo, result: Any) -> str | ActivityFailure:
+    converter = func.get_binding_registry().get("activityTrigger")
     try:
         return str(converter.encode(result, expected_type=None).value)
-    except Exception as exc:
-        return _failure(info, exc)
-
-
-def _call_sync(info: FunctionInfo, kwargs: dict[str, Any]) -> tuple[Any] | ActivityFailure:
-    # Runs in the pool thread, so the traceback is formatted from the user's frames
-    # rather than from the executor's re-raise.
-    try:
-        return (info.user_function(**kwargs),)
     except Exception as exc:
         return _failure(info, exc)
 
