@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from durablehost.client_transport import register_management, unregister_management
 from durablehost.config import (
     HostConfig,
     LocalSettings,
@@ -108,6 +109,7 @@ class DurableHost:
         self._runner: web.AppRunner | None = None
         self._timers: TimerService | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._in_process_url: str | None = None
 
     # -- what callers read ------------------------------------------------------------------
 
@@ -117,6 +119,11 @@ class DurableHost:
         if self.port is None:
             raise RuntimeError("the host is not started")
         return f"http://{_url_host(self.options.host)}:{self.port}"
+
+    @property
+    def rpc_base_url(self) -> str:
+        """The durable client binding's `rpcBaseUrl`: this host's management API."""
+        return f"{self.url}{WEBHOOK_PATH}/"
 
     @property
     def client(self) -> TaskHubClient:
@@ -202,7 +209,7 @@ class DurableHost:
             origin,
             self.config.hub_name,
             getattr(binding, "connection_name", None) or DEFAULT_CONNECTION,
-            rpc_base_url=f"{self.url}{WEBHOOK_PATH}/",
+            rpc_base_url=self.rpc_base_url,
         )
 
     def _warn_about_other_hubs(self) -> None:
@@ -277,10 +284,15 @@ class DurableHost:
                     )
                 )
             app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
-            add_management_routes(app, self._engine, hub_name=self.config.hub_name)
+            management = add_management_routes(
+                app, self._engine, hub_name=self.config.hub_name, max_body_bytes=MAX_BODY_BYTES
+            )
             self.front.install(app)
             await self._engine.start()
             await self._serve(app)
+            # Starters' client calls skip the loopback HTTP round trip (client_transport).
+            self._in_process_url = self.rpc_base_url
+            register_management(self._in_process_url, management)
             await self._timers.start()
         except BaseException:
             await self.stop()
@@ -312,6 +324,9 @@ class DurableHost:
 
     async def stop(self) -> None:
         """Stop timers, the server, then the engine; safe to call more than once."""
+        if self._in_process_url is not None:
+            unregister_management(self._in_process_url)
+            self._in_process_url = None
         if self._timers is not None:
             await self._timers.stop()
         if self._runner is not None:

@@ -14,6 +14,11 @@ status URLs handed to callers point at:
 
 Bad input answers 400 with an RFC 9457 `application/problem+json` body saying what to
 change. Where this host deliberately differs from the extension it is noted at the spot.
+
+The handlers read a request through `ManagementRequest`, which aiohttp's `web.Request` and
+client_transport's `InProcessRequest` both satisfy: `InProcessManagement` answers the
+durable client's calls made inside the host's process with the same router, handlers and
+problem middleware as over HTTP, without a socket.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from aiohttp import web
+from multidict import MultiMapping
 
 from durablehost.errors import (
     DurableHostError,
@@ -57,7 +63,16 @@ from durablehost.wire.client import (
     status_json,
 )
 
-__all__ = ["CONTINUATION_HEADER", "add_management_routes", "management_app"]
+if TYPE_CHECKING:
+    from durablehost.client_transport import InProcessRequest
+
+__all__ = [
+    "CONTINUATION_HEADER",
+    "InProcessManagement",
+    "ManagementRequest",
+    "add_management_routes",
+    "management_app",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +83,67 @@ CHECK_STATUS_RETRY_AFTER = "10"
 # DurableTask.Core's limit on instance ids.
 MAX_INSTANCE_ID_LENGTH = 256
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# aiohttp's default client_max_size.
+DEFAULT_MAX_BODY_BYTES = 1024**2
+
+
+class ManagementRequest(Protocol):
+    """What the handlers read of a request; aiohttp's `web.Request` fits."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def raw_path(self) -> str: ...
+
+    @property
+    def query(self) -> MultiMapping[str]: ...
+
+    @property
+    def match_info(self) -> Mapping[str, str]: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content_type(self) -> str: ...
+
+    @property
+    def scheme(self) -> str: ...
+
+    @property
+    def host(self) -> str: ...
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        ...
+
+
+_Request = TypeVar("_Request", bound=ManagementRequest)
+
+
+class InProcessManagement:
+    """The management API of one mounted sub-application, called without HTTP."""
+
+    def __init__(self, api: web.Application, max_body_bytes: int) -> None:
+        self._api = api
+        # The parent app's client_max_size: in-process bodies are held to it as well.
+        self.max_body_bytes = max_body_bytes
+
+    async def call(self, request: InProcessRequest) -> tuple[int, bytes]:
+        """Status and body of what the API answers to `request` over HTTP."""
+        # The sub-app's own router (its routes carry the mount prefix): the same 404s and
+        # 405s as over HTTP. It reads only `method` and `rel_url` of the request.
+        match = await self._api.router.resolve(cast(web.Request, request))
+        request.match_info = match
+        # Every handler of this app takes a ManagementRequest.
+        handler = cast("Callable[[InProcessRequest], Awaitable[web.StreamResponse]]", match.handler)
+        response = await _problem_middleware(request, handler)
+        body = response.body if isinstance(response, web.Response) else None
+        return response.status, body if isinstance(body, bytes) else b""
 
 
 def add_management_routes(
@@ -78,19 +153,21 @@ def add_management_routes(
     hub_name: str,
     connection: str = DEFAULT_CONNECTION,
     required_query: Mapping[str, str] | None = None,
-) -> None:
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> InProcessManagement:
     """Mount the management API on `app` under /runtime/webhooks/durabletask/.
 
     `hub_name`, `connection` and `required_query` (e.g. {"code": key}) go into the URLs
     handed out. Mount it before any catch-all route of the app. Parent middlewares (key
-    checks, logging) still apply; errors inside the API leave as problem+json.
+    checks, logging) still apply; errors inside the API leave as problem+json. Returns the
+    same API for in-process calls, which refuse bodies over `max_body_bytes` (pass the
+    app's client_max_size) and skip the parent middlewares.
     """
-    app.add_subapp(
-        WEBHOOK_PATH + "/",
-        management_app(
-            hub, hub_name=hub_name, connection=connection, required_query=required_query
-        ),
+    api = management_app(
+        hub, hub_name=hub_name, connection=connection, required_query=required_query
     )
+    app.add_subapp(WEBHOOK_PATH + "/", api)
+    return InProcessManagement(api, max_body_bytes)
 
 
 def management_app(
@@ -123,7 +200,7 @@ def management_app(
     return sub
 
 
-async def _entities_unsupported(request: web.Request) -> web.Response:
+async def _entities_unsupported(request: ManagementRequest) -> web.Response:
     return _problem_response(
         501,
         "Durable entities are not supported by durablehost (see docs/durablehost.md); "
@@ -164,7 +241,9 @@ def _status_for(error: DurableHostError) -> int:
 
 
 @web.middleware
-async def _problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _problem_middleware(
+    request: _Request, handler: Callable[[_Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     try:
         return await handler(request)
     except DurableHostError as error:
@@ -190,7 +269,7 @@ def _allow_header(error: web.HTTPException) -> dict[str, str]:
     return {"Allow": allow} if allow else {}
 
 
-def _router_detail(request: web.Request, error: web.HTTPException) -> str:
+def _router_detail(request: ManagementRequest, error: web.HTTPException) -> str:
     if error.status == 405:
         allowed = error.headers.get("Allow", "")
         return f"{request.method} is not supported on {request.path}; use {allowed}."
@@ -242,7 +321,7 @@ class _ManagementApi:
 
     # -- shared pieces
 
-    def _query(self, request: web.Request) -> QueryParameters:
+    def _query(self, request: ManagementRequest) -> QueryParameters:
         query = QueryParameters(request.query)
         # The extension would open another task hub; this host serves exactly one, so a
         # different name is a caller mistake worth saying out loud rather than a 404.
@@ -254,7 +333,7 @@ class _ManagementApi:
             )
         return query
 
-    def _check_status(self, request: web.Request, instance_id: str) -> web.Response:
+    def _check_status(self, request: ManagementRequest, instance_id: str) -> web.Response:
         query = QueryParameters(request.query)
         payload = check_status_payload(
             public_base_url(request),
@@ -279,7 +358,7 @@ class _ManagementApi:
         return status
 
     async def _wait_or_check_status(
-        self, request: web.Request, query: QueryParameters, instance_id: str
+        self, request: ManagementRequest, query: QueryParameters, instance_id: str
     ) -> web.Response:
         # The extension waits only when both are given; timeout alone is enough here,
         # since the engine's wait needs no polling interval.
@@ -296,7 +375,7 @@ class _ManagementApi:
         return web.json_response(status_json(full or status))
 
     @staticmethod
-    async def _body_text(request: web.Request) -> str:
+    async def _body_text(request: ManagementRequest) -> str:
         # JSON is UTF-8 (RFC 8259) whatever charset the Content-Type claims; a BOM is
         # tolerated as .NET tolerates it.
         try:
@@ -308,7 +387,7 @@ class _ManagementApi:
 
     # -- endpoints
 
-    async def start(self, request: web.Request) -> web.Response:
+    async def start(self, request: ManagementRequest) -> web.Response:
         """POST orchestrators/{functionName}[/{instanceId}]: start an instance."""
         query = self._query(request)
         name = request.match_info["functionName"]
@@ -327,7 +406,7 @@ class _ManagementApi:
             return _problem_response(409, str(error), ExceptionMessage=str(error))
         return await self._wait_or_check_status(request, query, new_id)
 
-    async def get_instance(self, request: web.Request) -> web.Response:
+    async def get_instance(self, request: ManagementRequest) -> web.Response:
         """GET instances/{instanceId}: one instance's status."""
         query = self._query(request)
         instance_id = request.match_info["instanceId"]
@@ -354,7 +433,7 @@ class _ManagementApi:
         failed = status.runtime_status is RuntimeStatus.FAILED
         return web.json_response(body, status=500 if failed and fail_as_500 else 200)
 
-    async def list_instances(self, request: web.Request) -> web.Response:
+    async def list_instances(self, request: ManagementRequest) -> web.Response:
         """GET instances/: instances matching the filters, a page at a time."""
         query = self._query(request)
         show_input = query.flag("showInput", True)
@@ -373,7 +452,7 @@ class _ManagementApi:
             headers[CONTINUATION_HEADER] = page.continuation_token
         return web.json_response(list_json(page, show_input=show_input), headers=headers)
 
-    async def purge_instance(self, request: web.Request) -> web.Response:
+    async def purge_instance(self, request: ManagementRequest) -> web.Response:
         """DELETE instances/{instanceId}: delete one finished instance."""
         self._query(request)
         instance_id = request.match_info["instanceId"]
@@ -389,7 +468,7 @@ class _ManagementApi:
             raise InstanceNotFoundError(instance_id)
         return web.json_response(purge_result_json(deleted))
 
-    async def purge_instances(self, request: web.Request) -> web.Response:
+    async def purge_instances(self, request: ManagementRequest) -> web.Response:
         """DELETE instances/: delete every finished instance matching the filters."""
         query = self._query(request)
         created_from = query.moment("createdTimeFrom")
@@ -408,7 +487,7 @@ class _ManagementApi:
             return _problem_response(404, "No finished instances matched the filters.")
         return web.json_response(purge_result_json(deleted))
 
-    async def raise_event(self, request: web.Request) -> web.Response:
+    async def raise_event(self, request: ManagementRequest) -> web.Response:
         """POST instances/{instanceId}/raiseEvent/{eventName}: deliver an event."""
         if request.match_info["operation"].lower() != "raiseevent":
             raise web.HTTPNotFound()
@@ -430,7 +509,7 @@ class _ManagementApi:
         await self._hub.raise_event(instance_id, event_name, data)
         return web.Response(status=202)
 
-    async def operate(self, request: web.Request) -> web.Response:
+    async def operate(self, request: ManagementRequest) -> web.Response:
         """POST instances/{instanceId}/{operation}: terminate, suspend, resume, rewind, restart."""
         operation = request.match_info["operation"].lower()
         handler = self._operations.get(operation)
@@ -442,25 +521,27 @@ class _ManagementApi:
             raise web.HTTPNotFound()
         return await handler(self, request)
 
-    async def _terminate(self, request: web.Request) -> web.Response:
+    async def _terminate(self, request: ManagementRequest) -> web.Response:
         status, reason = await self._active_instance(request)
         await self._hub.terminate(status.instance_id, reason)
         return web.Response(status=202)
 
-    async def _suspend(self, request: web.Request) -> web.Response:
+    async def _suspend(self, request: ManagementRequest) -> web.Response:
         status, reason = await self._active_instance(request)
         # Suspending a suspended instance changes nothing; the extension answers 202.
         if status.runtime_status is not RuntimeStatus.SUSPENDED:
             await self._hub.suspend(status.instance_id, reason)
         return web.Response(status=202)
 
-    async def _resume(self, request: web.Request) -> web.Response:
+    async def _resume(self, request: ManagementRequest) -> web.Response:
         status, reason = await self._active_instance(request)
         if status.runtime_status is RuntimeStatus.SUSPENDED:
             await self._hub.resume(status.instance_id, reason)
         return web.Response(status=202)
 
-    async def _active_instance(self, request: web.Request) -> tuple[InstanceStatus, str | None]:
+    async def _active_instance(
+        self, request: ManagementRequest
+    ) -> tuple[InstanceStatus, str | None]:
         """The instance named in the path, which must exist and not have finished."""
         reason = self._query(request).text("reason")
         instance_id = request.match_info["instanceId"]
@@ -472,7 +553,7 @@ class _ManagementApi:
             )
         return status, reason
 
-    async def _rewind(self, request: web.Request) -> web.Response:
+    async def _rewind(self, request: ManagementRequest) -> web.Response:
         query = self._query(request)
         instance_id = request.match_info["instanceId"]
         status = await self._existing(instance_id)
@@ -489,7 +570,7 @@ class _ManagementApi:
             return _problem_response(400, str(error))
         return web.Response(status=202)
 
-    async def _restart(self, request: web.Request) -> web.Response:
+    async def _restart(self, request: ManagementRequest) -> web.Response:
         query = self._query(request)
         instance_id = request.match_info["instanceId"]
         new_instance_id = query.flag("restartWithNewInstanceId", True)
@@ -503,7 +584,9 @@ class _ManagementApi:
             )
         return await self._wait_or_check_status(request, query, restarted)
 
-    _operations: dict[str, Callable[[_ManagementApi, web.Request], Awaitable[web.Response]]] = {
+    _operations: dict[
+        str, Callable[[_ManagementApi, ManagementRequest], Awaitable[web.Response]]
+    ] = {
         "terminate": _terminate,
         "suspend": _suspend,
         "resume": _resume,
