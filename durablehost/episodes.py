@@ -221,7 +221,9 @@ def _run(
             now=now,
             orchestrator_name=record.name,
         )
-    commit = EpisodeCommit(instance=record, consumed_message_ids=consumed)
+    commit = EpisodeCommit(
+        instance=record, consumed_message_ids=consumed, history_start=len(history)
+    )
     appended = list(episode)
     instance = replace(record, updated_at=now, status=RuntimeStatus.RUNNING)
     if outcome.custom_status is not None or record.custom_status is not None:

@@ -35,7 +35,7 @@ from durablehost.wire.orchestration import (
     ActionType,
     decode_action,
     encode_context,
-    encode_event,
+    event_payload,
 )
 
 __all__ = [
@@ -424,14 +424,13 @@ def sdk_event(event: HistoryEvent) -> SdkHistoryEvent:
     """The SDK's HistoryEvent for one of ours, without re-parsing the timestamp.
 
     The SDK's constructor parses every Timestamp with dateutil (~100 us each, on every
-    replay); this sets the same attributes from `encode_event`'s dict directly.
+    replay); this sets the same attributes directly (the payload keys from
+    `event_payload`, the one source of the wire shape).
     """
-    data = encode_event(event)
     sdk = SdkHistoryEvent.__new__(SdkHistoryEvent)
-    sdk._event_type = data.pop("EventType")
-    sdk._event_id = data.pop("EventId")
-    sdk._is_played = data.pop("IsPlayed")
-    data.pop("Timestamp")
+    sdk._event_type = int(event.event_type)
+    sdk._event_id = event.event_id
+    sdk._is_played = event.is_played
     # Our timestamps are aware UTC datetimes. The SDK's dateutil parse would give an
     # equal instant with another tzinfo; str() of both ends in +00:00, so
     # current_utc_datetime and new_guid come out the same.
@@ -439,7 +438,7 @@ def sdk_event(event: HistoryEvent) -> SdkHistoryEvent:
     sdk._is_processed = False
     sdk.Name = sdk.InstanceId = sdk.TaskScheduledId = sdk.Reason = sdk.Details = None
     sdk.Input = None
-    for key, value in data.items():
+    for key, value in event_payload(event).items():
         setattr(sdk, key, value)
     return sdk
 

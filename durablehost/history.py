@@ -8,7 +8,7 @@ JSON and `wire.client` into the management API's showHistory shape.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 __all__ = ["EventType", "HistoryEvent"]
@@ -78,4 +78,25 @@ class HistoryEvent:
 
     def played(self) -> HistoryEvent:
         """The same event marked as already seen by the orchestrator."""
-        return self if self.is_played else replace(self, is_played=True)
+        if self.is_played:
+            return self
+        # Positional, every field in declaration order: dataclasses.replace is ~3x slower,
+        # and this runs for every event the engine stores (tests compare the two).
+        return HistoryEvent(
+            self.event_type,
+            self.timestamp,
+            self.event_id,
+            True,
+            self.name,
+            self.version,
+            self.input,
+            self.result,
+            self.reason,
+            self.details,
+            self.task_scheduled_id,
+            self.timer_id,
+            self.fire_at,
+            self.instance_id,
+            self.parent_instance_id,
+            self.orchestration_status,
+        )

@@ -89,6 +89,8 @@ class EpisodeCommit:
 
     `history` is appended after the instance's existing history, unless
     `replace_history` is set (continue-as-new and rewind start the history anew).
+    `history_start`, when the caller knows it, is the number of events already stored
+    for the instance (the engine's cached history), which spares the store counting them.
     """
 
     instance: InstanceRecord
@@ -100,6 +102,7 @@ class EpisodeCommit:
     activities: list[ActivityWork] = field(default_factory=list)
     canceled_timer_ids: list[int] = field(default_factory=list)
     drop_pending_work: bool = False
+    history_start: int | None = None
 
 
 class TaskHubStore(Protocol):

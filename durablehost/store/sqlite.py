@@ -234,6 +234,10 @@ class SqliteTaskHubStore:
         if commit.replace_history:
             db.execute("DELETE FROM history WHERE instance_id = ?", (instance_id,))
             next_seq = 0
+        elif commit.history_start is not None:
+            # Trusted: were it wrong, the (instance_id, seq) key would refuse the rows
+            # and the whole transaction roll back; the engine then reloads the instance.
+            next_seq = commit.history_start
         else:
             row = db.execute(
                 "SELECT COALESCE(MAX(seq) + 1, 0) FROM history WHERE instance_id = ?",

@@ -23,6 +23,7 @@ __all__ = [
     "decode_action",
     "encode_context",
     "encode_event",
+    "event_payload",
     "format_timestamp",
     "parse_timestamp",
 ]
@@ -109,6 +110,14 @@ def encode_event(event: HistoryEvent) -> dict[str, Any]:
         "IsPlayed": event.is_played,
         "Timestamp": format_timestamp(event.timestamp),
     }
+    data.update(event_payload(event))
+    return data
+
+
+def event_payload(event: HistoryEvent) -> dict[str, Any]:
+    """The type-specific keys of `encode_event` (all but EventType, EventId, IsPlayed and
+    Timestamp), for callers that build the SDK's event without the timestamp text."""
+    data: dict[str, Any] = {}
     kind = event.event_type
     if event.name is not None:
         data["Name"] = event.name

@@ -245,6 +245,36 @@ def test_replace_history_starts_it_anew(store: TaskHubStore) -> None:
     assert store.get_history("cont") == fresh + events[1:2]
 
 
+def test_history_start_from_the_caller_appends_where_the_store_would(
+    store: TaskHubStore,
+) -> None:
+    instance = record("known")
+    create(store, instance)
+    events = every_kind_of_event()
+    store.commit_episodes([EpisodeCommit(instance=instance, history=events[:3], history_start=0)])
+    store.commit_episodes([EpisodeCommit(instance=instance, history=events[3:], history_start=3)])
+    assert store.get_history("known") == events
+
+
+def test_a_stale_history_start_is_refused_and_changes_nothing(store: TaskHubStore) -> None:
+    """A caller whose idea of the history is behind the store's (it would overwrite
+    stored events) gets an error and the whole batch is undone."""
+    instance, other = record("stale"), record("bystander")
+    create(store, instance)
+    create(store, other)
+    events = every_kind_of_event()
+    store.commit_episodes([EpisodeCommit(instance=instance, history=events[:3])])
+    with pytest.raises(Exception):  # noqa: B017 - each store has its own integrity error
+        store.commit_episodes(
+            [
+                EpisodeCommit(instance=other, history=events[:1], history_start=0),
+                EpisodeCommit(instance=instance, history=events[3:], history_start=1),
+            ]
+        )
+    assert store.get_history("stale") == events[:3]
+    assert store.get_history("bystander") == []
+
+
 def test_histories_of_instances_stay_apart(store: TaskHubStore) -> None:
     a, b = record("a"), record("ab")
     create(store, a)
