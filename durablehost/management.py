@@ -389,18 +389,18 @@ class _ManagementApi:
 
     async def start(self, request: ManagementRequest) -> web.Response:
         """POST orchestrators/{functionName}[/{instanceId}]: start an instance."""
-        query = self._query(request)
         name = request.match_info["functionName"]
         instance_id = request.match_info.get("instanceId") or None
-        if instance_id is not None:
-            _check_instance_id(instance_id)
         # The extension reads the body whatever its content type; so do we (curl -d
         # sends form-urlencoded by default and should still work).
         try:
+            query = self._query(request)
+            if instance_id is not None:
+                _check_instance_id(instance_id)
             input_json = decode_client_payload(await self._body_text(request))
             new_id = await self._hub.start_orchestration(name, input_json, instance_id)
         except (InvalidInputError, UnknownFunctionError) as error:
-            # The SDK's start_new reads ExceptionMessage from a 400.
+            # The SDK's start_new reads ExceptionMessage from any 400 (a KeyError without).
             return _problem_response(400, str(error), ExceptionMessage=str(error))
         except InstanceAlreadyExistsError as error:
             return _problem_response(409, str(error), ExceptionMessage=str(error))
