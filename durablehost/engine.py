@@ -48,6 +48,7 @@ from durablehost.model import (
     RuntimeStatus,
 )
 from durablehost.rewind import plan_rewind
+from durablehost.start_batch import StartBatch
 from durablehost.store.base import (
     ActivityWork,
     EpisodeCommit,
@@ -128,6 +129,7 @@ class DurableEngine:
         self._activities = ActivityDispatcher(
             index, concurrency=self.max_concurrent_activities, clock=clock, deliver=self._route
         )
+        self._starts = StartBatch(store, self._created)
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -457,14 +459,21 @@ class DurableEngine:
         start = Message(
             instance_id, execution_started(record, now), execution_id=record.execution_id
         )
-        message = self.store.create_instance(record, start)
+        await self._starts.create(record, start)
+        return instance_id
+
+    def _created(self, record: InstanceRecord, start: Message) -> None:
+        """A new instance is stored (by `self._starts`): its first episode can run."""
+        instance_id = record.instance_id
         # A new execution's history is empty: its first episode needs no store reads.
         self._remember(instance_id, _CachedInstance(record, [], set()))
         self._forget_session(instance_id)
         self._inbox.pop(instance_id, None)
         self._held.pop(instance_id, None)
-        self._route(message)
-        return instance_id
+        # Routed on the next callback, after the starter has resumed: a starter that
+        # terminates (or raises an event) right after the start still gets there before
+        # the first episode runs, as when starts were committed one at a time.
+        asyncio.get_running_loop().call_soon(self._route, start)
 
     async def get_status(
         self,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from durablehost.errors import InstanceAlreadyExistsError
 from durablehost.history import HistoryEvent
 from durablehost.model import InstanceQuery, InstanceStatus, RuntimeStatus
 
@@ -115,6 +116,14 @@ class TaskHubStore(Protocol):
     def create_instance(self, instance: InstanceRecord, start: Message) -> Message:
         """Insert a new instance and its ExecutionStarted message. An existing instance
         with the same id is replaced if terminal; if active, InstanceAlreadyExistsError."""
+        ...
+
+    def create_instances(
+        self, starts: Sequence[tuple[InstanceRecord, Message]]
+    ) -> list[Message | InstanceAlreadyExistsError]:
+        """`create_instance` for several instances in one transaction, in order: one
+        entry per start, the stored message, or the error for an id that is active (an
+        earlier start of the same batch included); the other starts are not affected."""
         ...
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:

@@ -109,20 +109,23 @@ class SqliteTaskHubStore:
     # -- instances ---------------------------------------------------------------
 
     def create_instance(self, instance: InstanceRecord, start: Message) -> Message:
+        (outcome,) = self.create_instances([(instance, start)])
+        if isinstance(outcome, InstanceAlreadyExistsError):
+            raise outcome
+        return outcome
+
+    def create_instances(
+        self, starts: Sequence[tuple[InstanceRecord, Message]]
+    ) -> list[Message | InstanceAlreadyExistsError]:
+        outcomes: list[Message | InstanceAlreadyExistsError] = []
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT status FROM instances WHERE instance_id = ?", (instance.instance_id,)
-            ).fetchone()
-            if row is not None:
-                if RuntimeStatus(row[0]) not in TERMINAL_STATUSES:
-                    raise InstanceAlreadyExistsError(
-                        instance.instance_id,
-                        f"An instance with ID '{instance.instance_id}' already exists "
-                        f"and is {row[0]}.",
-                    )
-                _purge(db, instance.instance_id)
-            _insert_instance(db, instance)
-            return _insert_messages(db, [start])[0]
+            for instance, start in starts:
+                error = _claim_instance_id(db, instance)
+                if error is not None:
+                    outcomes.append(error)
+                    continue
+                outcomes.append(_insert_messages(db, [start])[0])
+        return outcomes
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         with self._lock:
@@ -361,6 +364,33 @@ def _instance_values(instance: InstanceRecord) -> tuple[Any, ...]:
         instance.parent_execution_id,
         instance.parent_task_id,
     )
+
+
+_INSERT_NEW_INSTANCE = (
+    f"INSERT INTO instances ({_INSTANCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT (instance_id) DO NOTHING"
+)
+
+
+def _claim_instance_id(
+    db: sqlite3.Connection, instance: InstanceRecord
+) -> InstanceAlreadyExistsError | None:
+    """Insert a new instance row: replacing a terminal instance of the same id, refusing
+    an active one. The usual new id costs one statement (no lookup first)."""
+    values = _instance_values(instance)
+    if db.execute(_INSERT_NEW_INSTANCE, values).rowcount:
+        return None
+    row = db.execute(
+        "SELECT status FROM instances WHERE instance_id = ?", (instance.instance_id,)
+    ).fetchone()
+    if RuntimeStatus(row[0]) not in TERMINAL_STATUSES:
+        return InstanceAlreadyExistsError(
+            instance.instance_id,
+            f"An instance with ID '{instance.instance_id}' already exists and is {row[0]}.",
+        )
+    _purge(db, instance.instance_id)
+    _insert_instance(db, instance)
+    return None
 
 
 def _insert_instance(db: sqlite3.Connection, instance: InstanceRecord) -> None:

@@ -4,6 +4,7 @@ rewind, purge, wait_for_completion and listing, over a real SQLite hub.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -169,6 +170,25 @@ async def test_terminate_a_pending_instance_before_it_ran(engine: DurableEngine)
     assert status.runtime_status is RuntimeStatus.TERMINATED
     assert EventType.TASK_SCHEDULED not in types(await history(engine, instance_id))
     assert probe().calls["hello:never"] == 0
+
+
+async def test_concurrent_starts_of_one_id_start_it_once(engine: DurableEngine) -> None:
+    """Starts arriving together are committed together (durablehost.start_batch); of
+    several with one explicit id exactly one wins, the others hear it exists."""
+    instance_id = f"once-{uuid.uuid4().hex}"
+    outcomes = await asyncio.gather(
+        *(engine.start_orchestration("chain", json.dumps([str(n)]), instance_id) for n in range(5)),
+        *(start(engine, "chain", [f"other-{n}"]) for n in range(5)),
+        return_exceptions=True,
+    )
+    winners = [o for o in outcomes[:5] if o == instance_id]
+    losers = [o for o in outcomes[:5] if isinstance(o, InstanceAlreadyExistsError)]
+    assert (len(winners), len(losers)) == (1, 4)
+    others = [str(o) for o in outcomes[5:]]
+    assert len(set(others)) == 5
+    for started_id in [instance_id, *others]:
+        status = await finish(engine, started_id)
+        assert status.runtime_status is RuntimeStatus.COMPLETED
 
 
 async def test_terminate_discards_the_result_of_a_running_activity(

@@ -183,6 +183,41 @@ def test_create_replaces_a_terminal_instance_with_a_fresh_one(
     assert store.pending_activities() == []
 
 
+def test_create_instances_decides_each_start_in_order(store: TaskHubStore) -> None:
+    """One batch: new ids are created, an id already active is refused, a terminal one
+    is replaced, and a second start of an id the batch itself created is refused."""
+    create(store, record("busy", input='"kept"'))
+    finished = record("over")
+    create(store, finished)
+    set_status(store, "over", RuntimeStatus.COMPLETED)
+    starts = [
+        record("new-1"),
+        record("busy", input='"refused"'),
+        replace(record("over", input='"fresh"'), execution_id="exec-2"),
+        record("new-2"),
+        record("new-1", input='"again"'),
+    ]
+    outcomes = store.create_instances([(s, started(s)) for s in starts])
+    assert [type(o).__name__ for o in outcomes] == [
+        "Message",
+        "InstanceAlreadyExistsError",
+        "Message",
+        "Message",
+        "InstanceAlreadyExistsError",
+    ]
+    messages = [o for o in outcomes if isinstance(o, Message)]
+    assert all(m.message_id > 0 for m in messages)
+    assert [m.instance_id for m in messages] == ["new-1", "over", "new-2"]
+    assert store.get_instance("new-1") == starts[0]
+    busy = store.get_instance("busy")
+    assert busy is not None and busy.input == '"kept"'
+    assert store.get_instance("over") == starts[2]
+    refused = outcomes[4]
+    assert isinstance(refused, InstanceAlreadyExistsError) and refused.instance_id == "new-1"
+    pending = {m.message_id for m in store.pending_messages()}
+    assert {m.message_id for m in messages} <= pending
+
+
 # -- history ---------------------------------------------------------------------------
 
 
