@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 SDK_CLIENT_MODULE = "azure.durable_functions.models.DurableOrchestrationClient"
 _DEFAULT_MAX_BODY_BYTES = 1024**2
 
-RequestFunction = Callable[..., Awaitable[list[Any]]]
+_RequestFunction = Callable[..., Awaitable[list[Any]]]
 
 
 class InProcessRequest:
@@ -117,8 +117,8 @@ class _Registry:
         self._lock = threading.Lock()
         # Replaced, never mutated, so a lookup needs no lock.
         self._hosts: tuple[_Registration, ...] = ()
-        self._originals: dict[str, RequestFunction] = {}
-        self._wrappers: dict[str, RequestFunction] = {}
+        self._originals: dict[str, _RequestFunction] = {}
+        self._wrappers: dict[str, _RequestFunction] = {}
 
     def add(self, registration: _Registration) -> None:
         with self._lock:
@@ -212,7 +212,7 @@ async def _call(
     return status, json.loads(payload.decode("utf-8")) if payload.strip() else None
 
 
-def _post_wrapper(registry: _Registry, original: RequestFunction) -> RequestFunction:
+def _post_wrapper(registry: _Registry, original: _RequestFunction) -> _RequestFunction:
     async def post_async_request(
         url: str,
         data: Any = None,
@@ -238,7 +238,7 @@ def _post_wrapper(registry: _Registry, original: RequestFunction) -> RequestFunc
     return post_async_request
 
 
-def _get_wrapper(registry: _Registry, original: RequestFunction) -> RequestFunction:
+def _get_wrapper(registry: _Registry, original: _RequestFunction) -> _RequestFunction:
     async def get_async_request(url: str, function_invocation_id: str | None = None) -> list[Any]:
         registration = registry.serving(url)
         if registration is None:
@@ -250,7 +250,7 @@ def _get_wrapper(registry: _Registry, original: RequestFunction) -> RequestFunct
     return get_async_request
 
 
-def _delete_wrapper(registry: _Registry, original: RequestFunction) -> RequestFunction:
+def _delete_wrapper(registry: _Registry, original: _RequestFunction) -> _RequestFunction:
     async def delete_async_request(
         url: str, function_invocation_id: str | None = None
     ) -> list[Any]:
@@ -264,7 +264,7 @@ def _delete_wrapper(registry: _Registry, original: RequestFunction) -> RequestFu
     return delete_async_request
 
 
-_WRAPPER_FACTORIES: dict[str, Callable[[_Registry, RequestFunction], RequestFunction]] = {
+_WRAPPER_FACTORIES: dict[str, Callable[[_Registry, _RequestFunction], _RequestFunction]] = {
     "post_async_request": _post_wrapper,
     "get_async_request": _get_wrapper,
     "delete_async_request": _delete_wrapper,

@@ -290,7 +290,8 @@ class DurableHost:
             self.front.install(app)
             await self._engine.start()
             await self._serve(app)
-            # Starters' client calls skip the loopback HTTP round trip (client_transport).
+            # Durable client calls on this loop skip the loopback HTTP round trip; the rest
+            # still go over HTTP (client_transport).
             self._in_process_url = self.rpc_base_url
             register_management(self._in_process_url, management)
             await self._timers.start()
