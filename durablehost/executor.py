@@ -29,13 +29,12 @@ from azure.durable_functions.models.TaskOrchestrationExecutor import TaskOrchest
 from azure.durable_functions.models.utils.df_serialization import df_dumps
 
 from durablehost.history import EventType, HistoryEvent
+from durablehost.sdk_context import HOST_ONLY_EVENTS, new_sdk_context, sdk_event
 from durablehost.wire.orchestration import (
     OUT_OF_PROC_MARKER,
     ActionRecord,
     ActionType,
     decode_action,
-    encode_context,
-    event_payload,
 )
 
 __all__ = [
@@ -240,7 +239,7 @@ def _replay(
     open_tasks = _open_atomic_tasks(context)
     outcome = _outcome(runner, context, raised, scheduled_ids, now, orchestrator_name, open_tasks)
     if outcome.continued_as_new:
-        seen = [e for e in history if e.event_type not in _HOST_ONLY_EVENTS]
+        seen = [e for e in history if e.event_type not in HOST_ONLY_EVENTS]
         outcome.unprocessed_events = tuple(seen[processed[0] :])
     anchor = (history[0].event_type, history[0].timestamp)
     session = _Session(orchestrator, context, runner, len(history), anchor)
@@ -280,7 +279,7 @@ def _continue(
         try:
             for event in new_events:
                 fed += 1
-                if event.event_type in _HOST_ONLY_EVENTS:
+                if event.event_type in HOST_ONLY_EVENTS:
                     continue
                 sdk = sdk_event(event)
                 context._histories.append(sdk)
@@ -294,7 +293,7 @@ def _continue(
     )
     if outcome.continued_as_new:
         outcome.unprocessed_events = tuple(
-            e for e in new_events[fed:] if e.event_type not in _HOST_ONLY_EVENTS
+            e for e in new_events[fed:] if e.event_type not in HOST_ONLY_EVENTS
         )
     return outcome
 
@@ -414,71 +413,6 @@ def _continue_as_new_input(context: DurableOrchestrationContext) -> str | None:
         if data.get("actionType") == ActionType.CONTINUE_AS_NEW:
             return decode_action(data).input
     return None
-
-
-# Suspend/resume are the host's business; the SDK does not expect them in its history.
-_HOST_ONLY_EVENTS = frozenset({EventType.EXECUTION_SUSPENDED, EventType.EXECUTION_RESUMED})
-
-
-def sdk_event(event: HistoryEvent) -> SdkHistoryEvent:
-    """The SDK's HistoryEvent for one of ours, without re-parsing the timestamp.
-
-    The SDK's constructor parses every Timestamp with dateutil (~100 us each, on every
-    replay); this sets the same attributes directly (the payload keys from
-    `event_payload`, the one source of the wire shape).
-    """
-    sdk = SdkHistoryEvent.__new__(SdkHistoryEvent)
-    sdk._event_type = int(event.event_type)
-    sdk._event_id = event.event_id
-    sdk._is_played = event.is_played
-    # Our timestamps are aware UTC datetimes. The SDK's dateutil parse would give an
-    # equal instant with another tzinfo; str() of both ends in +00:00, so
-    # current_utc_datetime and new_guid come out the same.
-    sdk._timestamp = event.timestamp
-    sdk._is_processed = False
-    sdk.Name = sdk.InstanceId = sdk.TaskScheduledId = sdk.Reason = sdk.Details = None
-    sdk.Input = None
-    for key, value in event_payload(event).items():
-        setattr(sdk, key, value)
-    return sdk
-
-
-def new_sdk_context(
-    orchestrator: Callable[..., Any],
-    *,
-    instance_id: str,
-    input_json: str | None,
-    parent_instance_id: str | None,
-    history: Sequence[HistoryEvent],
-) -> DurableOrchestrationContext:
-    """A DurableOrchestrationContext over `history`, built as the SDK's handle builds it
-    from the context JSON, but with pre-built events (see sdk_event)."""
-    events = [sdk_event(e) for e in history if e.event_type not in _HOST_ONLY_EVENTS]
-    started = next(e for e in events if e.event_type == EventType.ORCHESTRATOR_STARTED)
-    # Construct with just the first OrchestratorStarted (one parse), then hand the
-    # context the full pre-built list.
-    context_json = encode_context(
-        instance_id=instance_id,
-        history=[],
-        input_json=input_json,
-        parent_instance_id=parent_instance_id,
-        is_replaying=False,
-    )
-    context_json["history"] = [
-        {
-            "EventType": int(EventType.ORCHESTRATOR_STARTED),
-            "EventId": -1,
-            "IsPlayed": False,
-            "Timestamp": "2000-01-01T00:00:00Z",
-        }
-    ]
-    context = DurableOrchestrationContext(**context_json)
-    context._histories = events
-    context.decision_started_event = started
-    context._current_utc_datetime = started.timestamp
-    context._version = context._extract_version_from_history(events)
-    context._input_expected_type = getattr(orchestrator, "_df_input_type", None)
-    return context
 
 
 def _open_atomic_tasks(context: DurableOrchestrationContext) -> list[AtomicTask]:

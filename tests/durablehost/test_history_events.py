@@ -1,6 +1,6 @@
 """The fast paths over history events give exactly what the slow, obvious ones give:
-`HistoryEvent.played()` against `dataclasses.replace`, and `sdk_event` against the SDK's
-own constructor fed the wire JSON (`encode_event`)."""
+`HistoryEvent.played()` against `dataclasses.replace`, and `sdk_event` and
+`new_sdk_context` against the SDK's own constructors fed the wire JSON."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.durable_functions.models.DurableOrchestrationContext import (
+    DurableOrchestrationContext,
+)
 from azure.durable_functions.models.history import HistoryEvent as SdkHistoryEvent
 
-from durablehost.executor import sdk_event
 from durablehost.history import EventType, HistoryEvent
-from durablehost.wire.orchestration import encode_event
+from durablehost.sdk_context import new_sdk_context, sdk_event
+from durablehost.wire.orchestration import encode_context, encode_event
 
 AT = datetime(2026, 11, 23, 14, 5, 6, 789012, tzinfo=UTC)
 
@@ -65,3 +68,80 @@ def test_sdk_event_matches_the_sdk_constructor(event_type: EventType, full: bool
     # The SDK parses the Timestamp text into another tzinfo object: the same instant.
     assert ours.pop("_timestamp") == theirs.pop("_timestamp") == AT
     assert ours == theirs
+
+
+def _history() -> list[HistoryEvent]:
+    return [
+        HistoryEvent(EventType.ORCHESTRATOR_STARTED, AT, is_played=True),
+        HistoryEvent(
+            EventType.EXECUTION_STARTED,
+            AT,
+            name="orch",
+            version="2.0",
+            input='{"n": 1}',
+            parent_instance_id="parent",
+            is_played=True,
+        ),
+        HistoryEvent(EventType.TASK_SCHEDULED, AT, event_id=0, name="act", is_played=True),
+        HistoryEvent(EventType.ORCHESTRATOR_COMPLETED, AT, is_played=True),
+        HistoryEvent(EventType.ORCHESTRATOR_STARTED, AT + timedelta(seconds=1)),
+        HistoryEvent(EventType.TASK_COMPLETED, AT, task_scheduled_id=0, result='"done"'),
+    ]
+
+
+def _comparable(context: DurableOrchestrationContext) -> dict[str, object]:
+    values = dict(vars(context))
+    values["_histories"] = [
+        {k: v for k, v in vars(e).items() if k != "_timestamp"} for e in values["_histories"]
+    ]
+    started = values.pop("decision_started_event")
+    values["decision_started_event"] = values["_histories"][context.histories.index(started)]
+    values["_current_utc_datetime"] = values["_current_utc_datetime"].timestamp()
+    values["_function_context"] = vars(values["_function_context"])
+    values["open_tasks"] = (values["open_tasks"].default_factory, dict(values["open_tasks"]))
+    return values
+
+
+@pytest.mark.parametrize("parent", ["parent", None])
+def test_new_sdk_context_matches_the_sdk_constructor(parent: str | None) -> None:
+    history = _history()
+    ours = new_sdk_context(
+        lambda context: None,
+        instance_id="abc",
+        input_json='{"n": 1}',
+        parent_instance_id=parent,
+        history=history,
+    )
+    context_json = encode_context(
+        instance_id="abc",
+        history=history,
+        input_json='{"n": 1}',
+        parent_instance_id=parent,
+        is_replaying=False,
+    )
+    theirs = DurableOrchestrationContext(**context_json)
+    theirs._input_expected_type = None  # set by the SDK's handle, as by new_sdk_context
+    assert _comparable(ours) == _comparable(theirs)
+    assert ours.current_utc_datetime == AT  # the first OrchestratorStarted, as the SDK
+    assert ours.version == "2.0"
+
+
+def test_new_sdk_contexts_share_no_state() -> None:
+    made = [
+        new_sdk_context(
+            lambda context: None,
+            instance_id=f"i{n}",
+            input_json=None,
+            parent_instance_id=None,
+            history=_history(),
+        )
+        for n in range(2)
+    ]
+    first, second = made
+    first.call_activity("act", 1)
+    first.set_custom_status("busy")
+    assert second.open_tasks == {} and second._action_payload_v2 == []
+    assert second.custom_status is None and second._sequence_number == 0
+    for name, value in vars(first).items():
+        if isinstance(value, list | dict | set):
+            assert value is not getattr(second, name), name
