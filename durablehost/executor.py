@@ -37,6 +37,12 @@ from durablehost.wire.orchestration import (
     decode_action,
 )
 
+# The SDK warns for every event raised before the orchestrator waits for it ("Potential
+# duplicate Task completion"): normal buffering here. One narrow filter, set once, rather
+# than catch_warnings around every episode (which copies the filter list, resets the
+# warning caches, and is not thread-safe) or hiding the user's own warnings.
+warnings.filterwarnings("ignore", message="Potential duplicate Task completion")
+
 __all__ = [
     "EpisodeOutcome",
     "NewTask",
@@ -228,14 +234,10 @@ def _replay(
     runner = _new_runner()
     processed = _count_processed_events(runner)
     raised: Exception | None = None
-    with warnings.catch_warnings():
-        # The SDK warns for every event raised before the orchestrator waits for it
-        # ("Potential duplicate Task completion"): that is normal buffering here.
-        warnings.simplefilter("ignore")
-        try:
-            runner.execute(context, context.histories, fn)
-        except Exception as exc:
-            raised = exc
+    try:
+        runner.execute(context, context.histories, fn)
+    except Exception as exc:
+        raised = exc
     open_tasks = _open_atomic_tasks(context)
     outcome = _outcome(runner, context, raised, scheduled_ids, now, orchestrator_name, open_tasks)
     if outcome.continued_as_new:
@@ -274,20 +276,18 @@ def _continue(
     raised: Exception | None = None
     new_events = history[session.processed :]
     fed = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            for event in new_events:
-                fed += 1
-                if event.event_type in HOST_ONLY_EVENTS:
-                    continue
-                sdk = sdk_event(event)
-                context._histories.append(sdk)
-                runner.process_event(sdk)
-                if runner.has_execution_completed:
-                    break
-        except Exception as exc:
-            raised = exc
+    try:
+        for event in new_events:
+            fed += 1
+            if event.event_type in HOST_ONLY_EVENTS:
+                continue
+            sdk = sdk_event(event)
+            context._histories.append(sdk)
+            runner.process_event(sdk)
+            if runner.has_execution_completed:
+                break
+    except Exception as exc:
+        raised = exc
     outcome = _outcome(
         runner, context, raised, scheduled_ids, now, orchestrator_name, _still_open(session)
     )
