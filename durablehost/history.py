@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar, dataclass_transform
 
 __all__ = ["EventType", "HistoryEvent"]
 
@@ -45,7 +46,20 @@ class EventType(enum.IntEnum):
         return "".join(part.capitalize() for part in self.name.split("_"))
 
 
-@dataclass(frozen=True, slots=True)
+_Record = TypeVar("_Record")
+
+
+@dataclass_transform(frozen_default=True)
+def _immutable(cls: type[_Record]) -> type[_Record]:
+    """A dataclass the type checker treats as frozen (assigning a field is an error) but
+    that runs as a plain slotted one: a frozen dataclass sets each field through
+    object.__setattr__, which made building an event 8x slower (2.6 vs 0.3 us), and the
+    engine builds dozens per orchestration. Events are shared between the engine's cache,
+    live sessions and the store, so they are never changed after construction."""
+    return dataclass(slots=True)(cls)
+
+
+@_immutable
 class HistoryEvent:
     """One history event. Payload fields (`input`, `result`) are JSON text.
 
