@@ -69,19 +69,20 @@ class ActionRecord:
     children: tuple[ActionRecord, ...] = field(default_factory=tuple)
 
 
-# The last instant formatted and its text: the events of one episode share one `now`,
-# and every stored event and instance row formats its timestamps.
-_last_formatted: tuple[datetime | None, str] = (None, "")
+# Recently formatted instants and their text: the events of an episode share one `now`
+# but alternate with the activity results' own instants, and every stored event and
+# instance row formats its timestamps. Cleared when full, so it stays small.
+_formatted: dict[datetime, str] = {}
+_FORMATTED_LIMIT = 4096
 
 
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with a Z, microsecond precision (the SDK parses it with dateutil)."""
-    global _last_formatted
-    last, text = _last_formatted
-    if moment is last:
-        return text
-    text = _format(moment)
-    _last_formatted = (moment, text)
+    text = _formatted.get(moment)
+    if text is None:
+        if len(_formatted) >= _FORMATTED_LIMIT:
+            _formatted.clear()
+        text = _formatted[moment] = _format(moment)
     return text
 
 
