@@ -155,7 +155,7 @@ def plan_episode(
 
     if status is RuntimeStatus.SUSPENDED:
         # Only a state change touches the instance: events held while suspended do not.
-        instance = replace(record, status=status, updated_at=now) if control else record
+        instance = record.updated(status, now) if control else record
         appended = [*control] if control else []
         commit = EpisodeCommit(instance=instance, history=appended, consumed_message_ids=consumed)
         return EpisodePlan(commit=commit, held=regular, history=[*history, *appended])
@@ -225,7 +225,7 @@ def _run(
         instance=record, consumed_message_ids=consumed, history_start=len(history)
     )
     appended = list(episode)
-    instance = replace(record, updated_at=now, status=RuntimeStatus.RUNNING)
+    instance = record.updated(RuntimeStatus.RUNNING, now)
     if outcome.custom_status is not None or record.custom_status is not None:
         instance.custom_status = outcome.custom_status
     unsupported = [

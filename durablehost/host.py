@@ -110,6 +110,7 @@ class DurableHost:
         self._timers: TimerService | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._in_process_url: str | None = None
+        self._client_bindings: dict[tuple[str, str, str], str] = {}
 
     # -- what callers read ------------------------------------------------------------------
 
@@ -203,14 +204,21 @@ class DurableHost:
 
     def _client_binding(self, origin: str, binding: Any) -> str:
         assert self.config is not None
-        # The SDK's own calls go to the loopback address even when callers came through a
-        # proxy; the URLs it hands out carry the caller's origin.
-        return client_binding_json(
-            origin,
-            self.config.hub_name,
-            getattr(binding, "connection_name", None) or DEFAULT_CONNECTION,
-            rpc_base_url=self.rpc_base_url,
-        )
+        connection = getattr(binding, "connection_name", None) or DEFAULT_CONNECTION
+        # The same text for every call from one origin: built once (a JSON encoding of
+        # a dozen URLs per starter call otherwise). Bounded, as origins come from callers.
+        rpc_base_url = self.rpc_base_url
+        key = (origin, connection, rpc_base_url)
+        cached = self._client_bindings.get(key)
+        if cached is None:
+            if len(self._client_bindings) >= 256:
+                self._client_bindings.clear()
+            # The SDK's own calls go to the loopback address even when callers came
+            # through a proxy; the URLs it hands out carry the caller's origin.
+            cached = self._client_bindings[key] = client_binding_json(
+                origin, self.config.hub_name, connection, rpc_base_url=rpc_base_url
+            )
+        return cached
 
     def _warn_about_other_hubs(self) -> None:
         assert self.index is not None and self.config is not None

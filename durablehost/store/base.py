@@ -42,6 +42,24 @@ class InstanceRecord:
     parent_execution_id: str | None = None
     parent_task_id: int | None = None
 
+    def updated(self, status: RuntimeStatus, updated_at: datetime) -> InstanceRecord:
+        """A copy with a new status and update time: what every episode writes.
+        (dataclasses.replace takes ~5 us for this; tests compare the two.)"""
+        return InstanceRecord(
+            self.instance_id,
+            self.execution_id,
+            self.name,
+            status,
+            self.created_at,
+            updated_at,
+            self.input,
+            self.output,
+            self.custom_status,
+            self.parent_instance_id,
+            self.parent_execution_id,
+            self.parent_task_id,
+        )
+
     def to_status(
         self, *, show_input: bool = True, history: list[HistoryEvent] | None = None
     ) -> InstanceStatus:

@@ -14,7 +14,9 @@ from azure.durable_functions.models.DurableOrchestrationContext import (
 from azure.durable_functions.models.history import HistoryEvent as SdkHistoryEvent
 
 from durablehost.history import EventType, HistoryEvent
+from durablehost.model import RuntimeStatus
 from durablehost.sdk_context import new_sdk_context, sdk_event
+from durablehost.store.base import InstanceRecord
 from durablehost.wire.orchestration import encode_context, encode_event
 
 AT = datetime(2026, 11, 23, 14, 5, 6, 789012, tzinfo=UTC)
@@ -48,6 +50,20 @@ def test_played_is_replace_with_is_played() -> None:
     for field in dataclasses.fields(HistoryEvent):
         if field.name not in ("event_type", "timestamp", "is_played"):
             assert getattr(event, field.name) != getattr(defaults, field.name), field.name
+
+
+def test_instance_updated_is_replace_of_status_and_time() -> None:
+    record = InstanceRecord(
+        "id", "exec", "orch", RuntimeStatus.PENDING, AT, AT, '"in"', '"out"', '"cs"', "p", "pe", 9
+    )
+    later = AT + timedelta(seconds=3)
+    assert record.updated(RuntimeStatus.RUNNING, later) == dataclasses.replace(
+        record, status=RuntimeStatus.RUNNING, updated_at=later
+    )
+    defaults = InstanceRecord("i", "e", "n", RuntimeStatus.PENDING, AT, AT)
+    for field in dataclasses.fields(InstanceRecord):
+        if field.name not in ("status", "created_at", "updated_at"):
+            assert getattr(record, field.name) != getattr(defaults, field.name), field.name
 
 
 def test_played_of_a_played_event_is_the_event_itself() -> None:
