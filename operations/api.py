@@ -322,7 +322,13 @@ async def start_operation(
         # The first request may have died between claiming the key and starting: finish it.
         existing = await client.get_status(operation_id)
         if not existing and not await _has_tombstone(operation_id):
-            await _start(client, kind, operation_id, payload, callback_url, links)
+            try:
+                await _start(client, kind, operation_id, payload, callback_url, links)
+            except Exception:
+                # Or it was still on its way and has started the operation meanwhile
+                # (the start then fails: the id exists). That is the outcome we wanted.
+                if not await client.get_status(operation_id):
+                    raise
     else:
         await _start(client, kind, operation_id, payload, callback_url, links)
 
