@@ -22,6 +22,7 @@ from durablehost.store import (
     open_store,
 )
 from durablehost.store.migrations import MIGRATIONS
+from durablehost.store.sqlite import event_from_json, event_to_json
 
 T0 = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
 
@@ -65,3 +66,39 @@ def test_open_store_accepts_paths_and_sqlite_urls(tmp_path: Path) -> None:
 def test_open_store_rejects_unknown_urls() -> None:
     with pytest.raises(ConfigError, match="sqlite:///"):
         open_store("postgres://localhost/hub")
+
+
+def test_events_written_by_earlier_versions_still_read() -> None:
+    """Hubs written before the orjson encoding hold timestamps as format_timestamp text
+    (always six fraction digits); they read back as the same events."""
+    at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    older = (
+        '{"t":11,"at":"2026-03-04T05:06:07.000000Z","id":3,"p":1,"ti":2,'
+        '"f":"2026-03-04T05:06:07.250000Z"}'
+    )
+    assert event_from_json(older) == HistoryEvent(
+        EventType.TIMER_FIRED,
+        at,
+        event_id=3,
+        is_played=True,
+        timer_id=2,
+        fire_at=at.replace(microsecond=250000),
+    )
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC),
+        datetime(2026, 3, 4, 5, 6, 7, 1, tzinfo=UTC),
+        datetime(2026, 3, 4, 5, 6, 7, 999999, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(2026, 3, 4, 5, 6, 7),  # naive: taken as UTC, as format_timestamp does
+    ],
+)
+def test_event_timestamps_round_trip_exactly(moment: datetime) -> None:
+    event = HistoryEvent(EventType.TIMER_CREATED, moment, event_id=0, fire_at=moment)
+    decoded = event_from_json(event_to_json(event))
+    expected = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    assert decoded.timestamp == expected and decoded.fire_at == expected
+    assert decoded.timestamp.utcoffset() is not None
