@@ -97,11 +97,22 @@ async def _run(options: HostOptions) -> int:
         click.echo(host.banner())
         click.echo(f"\nHost started: {host.url} (Ctrl+C to stop)")
         sys.stdout.flush()
-        await stopping.wait()
+        stop_requested = asyncio.create_task(stopping.wait())
+        host_failed = asyncio.create_task(host.failed.wait())
+        await asyncio.wait({stop_requested, host_failed}, return_when=asyncio.FIRST_COMPLETED)
+        stop_requested.cancel()
+        host_failed.cancel()
     try:
         await asyncio.wait_for(host.stop(), _STOP_TIMEOUT_SECONDS)
     except TimeoutError:
         log.error("stopping took longer than %.0fs; exiting anyway", _STOP_TIMEOUT_SECONDS)
+    if host.failure is not None:
+        click.echo(
+            f"durablehost: stopped because {host.failure}; start it again: nothing "
+            "acknowledged is lost, the hub is recovered as after a crash",
+            err=True,
+        )
+        return 70
     log.info("stopped")
     return 0
 
@@ -156,6 +167,12 @@ def main() -> None:
     is_flag=True,
     help="Require keys for function/admin-level HTTP functions (APP/.durablehost/keys.json).",
 )
+@click.option(
+    "--inline-writes",
+    is_flag=True,
+    help="Commit episodes on the host's own thread instead of in a writer process "
+    "(slower under load; one process).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging and an access log.")
 def start(
     app_dir: Path,
@@ -163,6 +180,7 @@ def start(
     port: int | None,
     hub: str | None,
     enforce_keys: bool,
+    inline_writes: bool,
     verbose: bool,
 ) -> None:
     """Start the app in APP and serve it until SIGINT/SIGTERM."""
@@ -182,6 +200,7 @@ def start(
         hub=hub_location,
         enforce_keys=enforce_keys,
         access_log=verbose,
+        writer_process=not inline_writes,
     )
     # Sync functions run in worker threads and share the GIL with the event loop. At the
     # default 5 ms switch interval one CPU-bound activity pushed HTTP p99 to ~36 ms; at

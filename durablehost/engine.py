@@ -56,6 +56,7 @@ from durablehost.store.base import (
     Message,
     TaskHubStore,
 )
+from durablehost.store.writer import HubWriter, InlineWriter
 
 __all__ = ["Clock", "DurableEngine", "system_clock"]
 
@@ -85,6 +86,10 @@ class _CachedInstance:
     scheduled_ids: set[int] | None = None
 
 
+# One planned episode: (instance id, the messages it consumes, its cache entry, the plan).
+_Planned = tuple[str, list[Message], _CachedInstance, EpisodePlan]
+
+
 @dataclass(order=True, slots=True)
 class _DueTimer:
     due: datetime
@@ -109,6 +114,7 @@ class DurableEngine:
         clock: Clock = system_clock,
         history_cache_size: int = 2048,
         extended_sessions: bool = True,
+        writer: HubWriter | None = None,
     ) -> None:
         self.index = index
         self.store = store
@@ -129,7 +135,15 @@ class DurableEngine:
         self._activities = ActivityDispatcher(
             index, concurrency=self.max_concurrent_activities, clock=clock, deliver=self._route
         )
-        self._starts = StartBatch(store, self._created)
+        # Group commits go through the writer: inline, or a writer process that takes
+        # SQLite's work off this loop (durablehost.store.writer). With a depth above 1
+        # the next batch is planned while the last one is being committed.
+        self._writer: HubWriter = writer if writer is not None else InlineWriter(store)
+        self._commit_slots = asyncio.Semaphore(self._writer.depth)
+        self._commits: set[asyncio.Task[None]] = set()
+        # Instances that commits not yet done (re)create: planned once those are done.
+        self._creating: set[str] = set()
+        self._starts = StartBatch(self._writer.create_instances, self._created)
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -158,6 +172,9 @@ class DurableEngine:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        # Commits already handed to the writer finish (they are durable either way); what
+        # they would have routed is read back from the store on the next start.
+        await asyncio.gather(*self._commits, return_exceptions=True)
         self._activities.stop()
         self._started = False
 
@@ -211,6 +228,9 @@ class DurableEngine:
                 self._ready_signal.clear()
                 await self._ready_signal.wait()
                 continue
+            # Waiting for a free commit slot lets more instances get ready meanwhile:
+            # under load the batches grow instead of the commits queueing up.
+            await self._commit_slots.acquire()
             batch: list[tuple[str, list[Message]]] = []
             while self._ready and len(batch) < _EPISODE_BATCH:
                 instance_id = self._ready.popleft()
@@ -219,29 +239,33 @@ class DurableEngine:
                 if messages:
                     self._busy.add(instance_id)
                     batch.append((instance_id, messages))
-            if not batch:
-                continue
-            retried = self._run_episodes(batch)
-            for instance_id, _ in batch:
-                self._busy.discard(instance_id)
-                if instance_id not in retried and self._inbox.get(instance_id):
-                    self._mark_ready(instance_id)
+            planned = self._plan_batch(batch)
+            if not planned:
+                self._commit_slots.release()
+            elif self._writer.depth == 1:
+                await self._commit_batch(planned)
+            else:
+                # Plan the next batch while this one is being committed.
+                task = asyncio.create_task(self._commit_batch(planned))
+                self._commits.add(task)
+                task.add_done_callback(self._commits.discard)
             # Let HTTP handlers and activity completions in between batches.
             await asyncio.sleep(0)
 
-    def _run_episodes(self, batch: list[tuple[str, list[Message]]]) -> set[str]:
-        """Plan the episodes of several ready instances and commit them all in one
-        transaction (group commit: one BEGIN/COMMIT instead of one per instance). Nothing
-        is routed or acknowledged before that commit. Returns the instances whose
-        episode failed and will be retried later."""
-        retried: set[str] = set()
-        planned: list[tuple[str, list[Message], _CachedInstance, EpisodePlan]] = []
+    def _plan_batch(self, batch: list[tuple[str, list[Message]]]) -> list[_Planned]:
+        """Plan the episodes of several ready instances, to be committed together (group
+        commit: one transaction instead of one per instance). An instance that is not
+        planned (purged, failed, or (re)created by a commit not yet done) is no longer
+        busy when this returns."""
+        planned: list[_Planned] = []
         created: set[str] = set()
         for instance_id, messages in batch:
-            if instance_id in created:
-                # An earlier episode of this batch (re)creates this instance: plan it
-                # after that commit, from the new state.
+            if instance_id in created or instance_id in self._creating:
+                # A commit of this batch or one in flight (re)creates this instance: it
+                # is planned from the new state once that commit is done (which marks it
+                # ready again).
                 self._inbox.setdefault(instance_id, [])[:0] = messages
+                self._busy.discard(instance_id)
                 continue
             try:
                 cached = self._load(instance_id)
@@ -250,6 +274,7 @@ class DurableEngine:
                     # notice, a late timer) is deleted for good.
                     self.store.delete_instance(instance_id)
                     self._held.pop(instance_id, None)
+                    self._release(instance_id)
                     continue
                 plan = self._plan(cached, messages)
                 self._refuse_active_children(plan.commit)
@@ -257,16 +282,37 @@ class DurableEngine:
                 created.update(child.instance_id for child in plan.commit.new_instances)
             except Exception:
                 self._retry_later(instance_id, messages)
-                retried.add(instance_id)
-        if not planned:
-            return retried
+                self._busy.discard(instance_id)
+        return planned
+
+    async def _commit_batch(self, planned: list[_Planned]) -> None:
+        """Commit planned episodes through the hub writer, then route what they caused:
+        nothing is routed or acknowledged before the commit."""
+        created = {c.instance_id for p in planned for c in p[3].commit.new_instances}
+        self._creating |= created
+        retried: set[str] = set()
         try:
-            new_messages, new_work = self._commit([p[3].commit for p in planned], planned)
-        except Exception:
-            for instance_id, messages, _, _ in planned:
-                self._retry_later(instance_id, messages)
-                retried.add(instance_id)
-            return retried
+            try:
+                new_messages, new_work = await self._commit([p[3].commit for p in planned], planned)
+            except Exception:
+                for instance_id, messages, _, _ in planned:
+                    self._retry_later(instance_id, messages)
+                    retried.add(instance_id)
+                return
+            self._after_batch(planned, new_messages, new_work)
+        finally:
+            self._creating -= created
+            self._commit_slots.release()
+            for instance_id, *_ in planned:
+                if instance_id not in retried:
+                    self._release(instance_id)
+            for instance_id in created:
+                if self._inbox.get(instance_id):
+                    self._mark_ready(instance_id)
+
+    def _after_batch(
+        self, planned: list[_Planned], new_messages: list[Message], new_work: list[ActivityWork]
+    ) -> None:
         for _, _, _, plan in planned:
             if any(isinstance(message, ActivityResult) for message in plan.held):
                 self._store_held_results(plan)
@@ -279,12 +325,15 @@ class DurableEngine:
             self._route(message)
         for work in new_work:
             self._activities.submit(work)
-        return retried
 
-    def _commit(
-        self,
-        commits: list[EpisodeCommit],
-        planned: list[tuple[str, list[Message], _CachedInstance, EpisodePlan]],
+    def _release(self, instance_id: str) -> None:
+        """The instance's episode is over: what arrived meanwhile makes it ready again."""
+        self._busy.discard(instance_id)
+        if self._inbox.get(instance_id):
+            self._mark_ready(instance_id)
+
+    async def _commit(
+        self, commits: list[EpisodeCommit], planned: list[_Planned]
     ) -> tuple[list[Message], list[ActivityWork]]:
         # The results these episodes consumed (not those held by a suspended instance).
         completed = []
@@ -295,7 +344,7 @@ class DurableEngine:
                 for message in messages
                 if isinstance(message, ActivityResult) and id(message) not in held
             ]
-        return self.store.commit_episodes_with_results(commits, completed)
+        return await self._writer.commit_episodes_with_results(commits, completed)
 
     def _store_held_results(self, plan: EpisodePlan) -> None:
         """A suspended instance holds its messages: store the activity results among
@@ -371,8 +420,12 @@ class DurableEngine:
         active (DTFx refuses the same): its task fails instead of replacing it."""
         for child in list(commit.new_instances):
             existing = self.store.get_instance(child.instance_id)
-            if existing is None or existing.status in TERMINAL_STATUSES:
+            if child.instance_id in self._creating:
+                state = "being created"  # by a commit not yet done
+            elif existing is None or existing.status in TERMINAL_STATUSES:
                 continue
+            else:
+                state = existing.status.value
             commit.new_instances.remove(child)
             commit.messages = [m for m in commit.messages if m.instance_id != child.instance_id]
             failed = HistoryEvent(
@@ -381,7 +434,7 @@ class DurableEngine:
                 task_scheduled_id=child.parent_task_id,
                 reason=(
                     f"An instance with ID '{child.instance_id}' already exists and is "
-                    f"{existing.status.value}; a sub-orchestration cannot reuse its ID."
+                    f"{state}; a sub-orchestration cannot reuse its ID."
                 ),
                 details="",
             )

@@ -14,6 +14,7 @@ the Durable Functions management API (durablehost.management) under
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sqlite3
@@ -47,7 +48,8 @@ from durablehost.wire.client import DEFAULT_CONNECTION, WEBHOOK_PATH, client_bin
 
 if TYPE_CHECKING:
     from durablehost.engine import DurableEngine
-    from durablehost.store import TaskHubStore
+    from durablehost.store import SqliteTaskHubStore
+    from durablehost.store.writer import ProcessWriter
 
 __all__ = ["STATE_DIR_NAME", "DurableHost", "HostOptions", "default_hub_path"]
 
@@ -88,6 +90,9 @@ class HostOptions:
     hub: str | Path | None = None  # None: <app>/.durablehost/<hubName>.sqlite3
     enforce_keys: bool = False
     access_log: bool = False
+    # Commit episodes in a writer process of their own (durablehost.store.writer): the
+    # CLI's default; in-process test hosts commit inline.
+    writer_process: bool = False
 
 
 class DurableHost:
@@ -105,11 +110,16 @@ class DurableHost:
         self.added_environment: list[str] = []
         self.port: int | None = None
         self._engine: DurableEngine | None = None
-        self._store: TaskHubStore | None = None
+        self._store: SqliteTaskHubStore | None = None
         self._runner: web.AppRunner | None = None
         self._timers: TimerService | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._in_process_url: str | None = None
+        self._writer: ProcessWriter | None = None
+        # Set when the host cannot go on (its hub writer died): `durablehost start`
+        # then stops and exits non-zero, and the next start recovers from the hub.
+        self.failed = asyncio.Event()
+        self.failure: str | None = None
         self._client_bindings: dict[tuple[str, str, str], str] = {}
 
     # -- what callers read ------------------------------------------------------------------
@@ -247,6 +257,7 @@ class DurableHost:
         from durablehost.engine import DurableEngine
         from durablehost.management import add_management_routes
         from durablehost.store import open_store
+        from durablehost.store.writer import ProcessWriter
 
         assert self.index is not None and self.config is not None
         http_functions = [info for info in self.index.http if not is_disabled(info.function_name)]
@@ -271,7 +282,12 @@ class DurableHost:
                 status_file=self._timer_status_file(),
             )
             assert self.hub_location is not None
-            self._store = _open_hub(open_store, self.hub_location)
+            writes_here = not self.options.writer_process
+            self._store = _open_hub(
+                functools.partial(open_store, checkpoints=writes_here), self.hub_location
+            )
+            if not writes_here:
+                self._writer = ProcessWriter(self._store.path, on_failure=self._writer_failed)
         except BaseException:
             await self.stop()
             raise
@@ -282,6 +298,7 @@ class DurableHost:
                 hub_name=self.config.hub_name,
                 max_concurrent_activities=self.config.max_concurrent_activities,
                 max_concurrent_orchestrations=self.config.max_concurrent_orchestrations,
+                writer=self._writer,
             )
             assert self.settings is not None
             middlewares = []
@@ -306,6 +323,10 @@ class DurableHost:
         except BaseException:
             await self.stop()
             raise
+
+    def _writer_failed(self, reason: str) -> None:
+        self.failure = reason
+        self.failed.set()
 
     async def _serve(self, app: web.Application) -> None:
         port = self.options.port
@@ -346,6 +367,9 @@ class DurableHost:
                 await self._engine.stop()
             finally:
                 self._engine = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -357,8 +381,8 @@ class DurableHost:
 
 
 def _open_hub(
-    open_store: Callable[[str | Path], TaskHubStore], location: str | Path
-) -> TaskHubStore:
+    open_store: Callable[[str | Path], SqliteTaskHubStore], location: str | Path
+) -> SqliteTaskHubStore:
     try:
         return open_store(location)
     except (OSError, sqlite3.Error) as exc:

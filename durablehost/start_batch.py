@@ -4,52 +4,63 @@ Every start used to be a transaction of its own (BEGIN, the instance row, its
 ExecutionStarted message, COMMIT), and a commit rewrites each page it touched: the
 instances table, its two indexes and the messages table, for one row each. When 200
 clients start instances at once, the starts that arrive in one pass of the event loop
-are created together instead, on the next pass. A start still returns only after its
-instance is committed, so nothing is acknowledged (and no 202 sent) before it is durable,
-and a terminate or status request sent after the 202 always finds the instance.
+are created together instead, in one transaction, by the engine's hub writer. A start
+still returns only after its instance is committed, so nothing is acknowledged (and no
+202 sent) before it is durable, and a terminate or status request sent after the 202
+always finds the instance.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from durablehost.errors import InstanceAlreadyExistsError
-from durablehost.store.base import InstanceRecord, Message, TaskHubStore
+from durablehost.store.base import InstanceRecord, Message
 
 __all__ = ["StartBatch"]
 
 log = logging.getLogger(__name__)
 
 _Pending = tuple[InstanceRecord, Message, "asyncio.Future[None]"]
+_Created = list[Message | InstanceAlreadyExistsError]
 
 
 class StartBatch:
     """Creates instances in batches; `created` runs (on the loop, in order) for each
-    instance right after the commit that stored it, before its starter resumes."""
+    instance right after the commit that stored it, before its starter resumes.
+    `create_instances` is where the engine runs that commit (its HubWriter)."""
 
     def __init__(
-        self, store: TaskHubStore, created: Callable[[InstanceRecord, Message], None]
+        self,
+        create_instances: Callable[[list[tuple[InstanceRecord, Message]]], Awaitable[_Created]],
+        created: Callable[[InstanceRecord, Message], None],
     ) -> None:
-        self._store = store
+        self._create_instances = create_instances
         self._created = created
         self._pending: list[_Pending] = []
+        self._flushes: set[asyncio.Task[None]] = set()
 
     async def create(self, record: InstanceRecord, start: Message) -> None:
         """Store a new instance and its start message; returns once committed. Raises
         InstanceAlreadyExistsError when an active instance has the id."""
         loop = asyncio.get_running_loop()
         if not self._pending:
-            loop.call_soon(self._flush)
+            loop.call_soon(self._start_flush)
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append((record, start, future))
         await future
 
-    def _flush(self) -> None:
+    def _start_flush(self) -> None:
         pending, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._flush(pending))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, pending: list[_Pending]) -> None:
         try:
-            outcomes = self._store.create_instances([(r, m) for r, m, _ in pending])
+            outcomes = await self._create_instances([(r, m) for r, m, _ in pending])
         except Exception as exc:  # nothing of the batch was stored: every starter hears
             for _, _, future in pending:
                 if not future.done():

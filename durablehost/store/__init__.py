@@ -25,11 +25,12 @@ __all__ = [
 ]
 
 
-def open_store(location: str | Path) -> TaskHubStore:
-    """Open the task hub at `location`: a file path or a `sqlite:///path` URL."""
+def open_store(location: str | Path, *, checkpoints: bool = True) -> SqliteTaskHubStore:
+    """Open the task hub at `location`: a file path or a `sqlite:///path` URL.
+    `checkpoints=False` when another process (a hub writer) does the hub's writes."""
     text = str(location)
     if text.startswith("sqlite:///"):
-        return SqliteTaskHubStore(text.removeprefix("sqlite:///"))
+        return SqliteTaskHubStore(text.removeprefix("sqlite:///"), checkpoints=checkpoints)
     if "://" in text:
         raise ConfigError(f"unsupported task hub URL {text!r}: use a file path or sqlite:///path")
-    return SqliteTaskHubStore(Path(text))
+    return SqliteTaskHubStore(Path(text), checkpoints=checkpoints)

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -41,7 +41,10 @@ class SqliteTaskHubStore:
     """TaskHubStore on one SQLite file. Safe to call from several threads (one
     connection, serialised by a lock); the engine calls it from its event loop."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, checkpoints: bool = True) -> None:
+        """Open (creating if needed) the hub at `path`. `checkpoints`: run the
+        checkpoint thread below; only the process that does the hub's writes should
+        (durablehost.store.writer), or RESTART checkpoints keep finding it busy."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN ourselves, so each commit is explicit.
@@ -64,14 +67,17 @@ class SqliteTaskHubStore:
         # moves committed pages.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._stop_checkpoints = threading.Event()
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint_loop, name="hub-checkpoint", daemon=True
-        )
-        self._checkpointer.start()
+        self._checkpointer: threading.Thread | None = None
+        if checkpoints:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="hub-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
 
     def close(self) -> None:
         self._stop_checkpoints.set()
-        self._checkpointer.join(timeout=10)
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=10)
         with self._lock:
             self._db.close()
 
@@ -119,15 +125,22 @@ class SqliteTaskHubStore:
     def create_instances(
         self, starts: Sequence[tuple[InstanceRecord, Message]]
     ) -> list[Message | InstanceAlreadyExistsError]:
-        outcomes: list[Message | InstanceAlreadyExistsError] = []
+        encoded = [encode_start(instance, start) for instance, start in starts]
+        return start_outcomes(starts, self.create_encoded(encoded))
+
+    def create_encoded(self, starts: Sequence[EncodedStart]) -> list[int | str]:
+        """`create_instances` from `encode_start` rows (what a writer process receives):
+        per start, the stored message's id, or the status of the active instance that
+        already has the id."""
+        results: list[int | str] = []
         with self._transaction() as db:
-            for instance, start in starts:
-                error = _claim_instance_id(db, instance)
-                if error is not None:
-                    outcomes.append(error)
+            for instance_values, message_row in starts:
+                active_status = _claim_instance_id(db, instance_values)
+                if active_status is not None:
+                    results.append(active_status)
                     continue
-                outcomes.append(_insert_messages(db, [start])[0])
-        return outcomes
+                results.append(int(db.execute(_INSERT_MESSAGE, message_row).lastrowid or 0))
+        return results
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         with self._lock:
@@ -210,61 +223,23 @@ class SqliteTaskHubStore:
         """`commit_episodes`, also deleting the activity work items whose results these
         episodes consume (results the engine routed without storing them as messages:
         one transaction per step instead of two)."""
-        new_messages: list[Message] = []
-        new_work: list[ActivityWork] = []
+        encoded = [encode_episode(commit) for commit in commits]
+        return attach_ids(commits, self.commit_encoded(encoded, completed_work_ids))
+
+    def commit_encoded(
+        self, episodes: Sequence[EncodedEpisode], completed_work_ids: Sequence[int]
+    ) -> list[tuple[list[int], list[int]]]:
+        """Commit `encode_episode` rows in one transaction (what a writer process
+        receives); per episode, the ids of its stored messages and work items."""
+        ids: list[tuple[list[int], list[int]]] = []
         with self._transaction() as db:
             if completed_work_ids:
                 db.executemany(
                     "DELETE FROM activities WHERE id = ?", [(i,) for i in completed_work_ids]
                 )
-            for commit in commits:
-                new_messages += self._apply_episode(db, commit)
-                new_work += _insert_activities(db, commit.activities)
-        return new_messages, new_work
-
-    def _apply_episode(self, db: sqlite3.Connection, commit: EpisodeCommit) -> list[Message]:
-        instance = commit.instance
-        instance_id = instance.instance_id
-        consumed = [(i,) for i in commit.consumed_message_ids if i]  # 0: never stored
-        if consumed:
-            db.executemany("DELETE FROM messages WHERE id = ?", consumed)
-        if commit.drop_pending_work:
-            db.execute("DELETE FROM activities WHERE instance_id = ?", (instance_id,))
-            db.execute("DELETE FROM messages WHERE instance_id = ?", (instance_id,))
-        for timer_id in commit.canceled_timer_ids:
-            db.execute(
-                "DELETE FROM messages WHERE instance_id = ? AND timer_id = ?",
-                (instance_id, timer_id),
-            )
-        if commit.replace_history:
-            db.execute("DELETE FROM history WHERE instance_id = ?", (instance_id,))
-            next_seq = 0
-        elif commit.history_start is not None:
-            # Trusted: were it wrong, the (instance_id, seq) key would refuse the rows
-            # and the whole transaction roll back; the engine then reloads the instance.
-            next_seq = commit.history_start
-        else:
-            row = db.execute(
-                "SELECT COALESCE(MAX(seq) + 1, 0) FROM history WHERE instance_id = ?",
-                (instance_id,),
-            ).fetchone()
-            next_seq = row[0]
-        db.executemany(
-            "INSERT INTO history (instance_id, seq, event) VALUES (?, ?, ?)",
-            [
-                (instance_id, next_seq + offset, event_to_json(event))
-                for offset, event in enumerate(commit.history)
-            ],
-        )
-        _upsert_instance(db, instance)
-        for child in commit.new_instances:
-            existing = db.execute(
-                "SELECT status FROM instances WHERE instance_id = ?", (child.instance_id,)
-            ).fetchone()
-            if existing is not None:
-                _purge(db, child.instance_id)
-            _insert_instance(db, child)
-        return _insert_messages(db, commit.messages)
+            for episode in episodes:
+                ids.append(_apply_episode(db, episode))
+        return ids
 
     def complete_activities(
         self, completions: Sequence[tuple[int, Message]]
@@ -299,6 +274,151 @@ class SqliteTaskHubStore:
             for instance_id in ids:
                 _purge(db, instance_id)
         return len(ids)
+
+
+# -- a commit as rows ------------------------------------------------------------------
+# Commits are encoded to plain rows (strings and numbers) before they touch SQLite, so
+# the encoding can happen in the host and the SQL in a writer process
+# (durablehost.store.writer): such rows pickle several times faster than the records.
+
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (instance_id, execution_id, event, visible_at, timer_id) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_INSERT_ACTIVITY = (
+    "INSERT INTO activities (instance_id, execution_id, task_id, name, input) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+
+
+class EncodedEpisode(NamedTuple):
+    """One EpisodeCommit as rows."""
+
+    instance_id: str
+    instance: tuple[Any, ...]  # _instance_values
+    consumed_message_ids: list[int]
+    drop_pending_work: bool
+    canceled_timer_ids: list[int]
+    replace_history: bool
+    history_start: int | None
+    history: list[str]  # event_to_json
+    new_instances: list[tuple[Any, ...]]
+    messages: list[tuple[Any, ...]]  # _message_row
+    activities: list[tuple[Any, ...]]
+
+
+# (instance values, its ExecutionStarted message row)
+EncodedStart = tuple[tuple[Any, ...], tuple[Any, ...]]
+
+
+def encode_episode(commit: EpisodeCommit) -> EncodedEpisode:
+    """The rows of one episode's commit."""
+    return EncodedEpisode(
+        commit.instance.instance_id,
+        _instance_values(commit.instance),
+        [i for i in commit.consumed_message_ids if i],  # 0: never stored
+        commit.drop_pending_work,
+        list(commit.canceled_timer_ids),
+        commit.replace_history,
+        commit.history_start,
+        [event_to_json(event) for event in commit.history],
+        [_instance_values(child) for child in commit.new_instances],
+        [_message_row(message) for message in commit.messages],
+        [(w.instance_id, w.execution_id, w.task_id, w.name, w.input) for w in commit.activities],
+    )
+
+
+def attach_ids(
+    commits: Sequence[EpisodeCommit], ids: Sequence[tuple[list[int], list[int]]]
+) -> tuple[list[Message], list[ActivityWork]]:
+    """Give the commits' messages and work items the ids `commit_encoded` returned."""
+    new_messages: list[Message] = []
+    new_work: list[ActivityWork] = []
+    for commit, (message_ids, work_ids) in zip(commits, ids, strict=True):
+        for message, message_id in zip(commit.messages, message_ids, strict=True):
+            message.message_id = message_id
+        for work, work_id in zip(commit.activities, work_ids, strict=True):
+            work.work_id = work_id
+        new_messages += commit.messages
+        new_work += commit.activities
+    return new_messages, new_work
+
+
+def encode_start(instance: InstanceRecord, start: Message) -> EncodedStart:
+    """The rows of one new instance."""
+    return _instance_values(instance), _message_row(start)
+
+
+def start_outcomes(
+    starts: Sequence[tuple[InstanceRecord, Message]], results: Sequence[int | str]
+) -> list[Message | InstanceAlreadyExistsError]:
+    """`create_encoded` results as `create_instances` outcomes."""
+    outcomes: list[Message | InstanceAlreadyExistsError] = []
+    for (instance, start), result in zip(starts, results, strict=True):
+        if isinstance(result, str):
+            outcomes.append(
+                InstanceAlreadyExistsError(
+                    instance.instance_id,
+                    f"An instance with ID '{instance.instance_id}' already exists and is {result}.",
+                )
+            )
+        else:
+            start.message_id = result
+            outcomes.append(start)
+    return outcomes
+
+
+def _message_row(message: Message) -> tuple[Any, ...]:
+    event = message.event
+    return (
+        message.instance_id,
+        message.execution_id,
+        event_to_json(event),
+        format_timestamp(message.visible_at) if message.visible_at else None,
+        event.timer_id if event.event_type is EventType.TIMER_FIRED else None,
+    )
+
+
+def _apply_episode(db: sqlite3.Connection, episode: EncodedEpisode) -> tuple[list[int], list[int]]:
+    instance_id = episode.instance_id
+    if episode.consumed_message_ids:
+        db.executemany(
+            "DELETE FROM messages WHERE id = ?", [(i,) for i in episode.consumed_message_ids]
+        )
+    if episode.drop_pending_work:
+        db.execute("DELETE FROM activities WHERE instance_id = ?", (instance_id,))
+        db.execute("DELETE FROM messages WHERE instance_id = ?", (instance_id,))
+    for timer_id in episode.canceled_timer_ids:
+        db.execute(
+            "DELETE FROM messages WHERE instance_id = ? AND timer_id = ?",
+            (instance_id, timer_id),
+        )
+    if episode.replace_history:
+        db.execute("DELETE FROM history WHERE instance_id = ?", (instance_id,))
+        next_seq = 0
+    elif episode.history_start is not None:
+        # Trusted: were it wrong, the (instance_id, seq) key would refuse the rows and
+        # the whole transaction roll back; the engine then reloads the instance.
+        next_seq = episode.history_start
+    else:
+        row = db.execute(
+            "SELECT COALESCE(MAX(seq) + 1, 0) FROM history WHERE instance_id = ?",
+            (instance_id,),
+        ).fetchone()
+        next_seq = row[0]
+    db.executemany(
+        "INSERT INTO history (instance_id, seq, event) VALUES (?, ?, ?)",
+        [(instance_id, next_seq + offset, text) for offset, text in enumerate(episode.history)],
+    )
+    _upsert_instance(db, episode.instance)
+    for child in episode.new_instances:
+        child_id = child[0]
+        if db.execute("SELECT 1 FROM instances WHERE instance_id = ?", (child_id,)).fetchone():
+            _purge(db, child_id)
+        _insert_instance(db, child)
+    message_ids = [int(db.execute(_INSERT_MESSAGE, row).lastrowid or 0) for row in episode.messages]
+    work_ids = [int(db.execute(_INSERT_ACTIVITY, row).lastrowid or 0) for row in episode.activities]
+    return message_ids, work_ids
 
 
 def _filters(query: InstanceQuery) -> tuple[list[str], list[Any]]:
@@ -374,31 +494,26 @@ _INSERT_NEW_INSTANCE = (
 )
 
 
-def _claim_instance_id(
-    db: sqlite3.Connection, instance: InstanceRecord
-) -> InstanceAlreadyExistsError | None:
-    """Insert a new instance row: replacing a terminal instance of the same id, refusing
-    an active one. The usual new id costs one statement (no lookup first)."""
-    values = _instance_values(instance)
+def _claim_instance_id(db: sqlite3.Connection, values: tuple[Any, ...]) -> str | None:
+    """Insert a new instance row (`_instance_values`): replacing a terminal instance of
+    the same id; an active one is kept and its status returned. The usual new id costs
+    one statement (no lookup first)."""
     if db.execute(_INSERT_NEW_INSTANCE, values).rowcount:
         return None
+    instance_id = values[0]
     row = db.execute(
-        "SELECT status FROM instances WHERE instance_id = ?", (instance.instance_id,)
+        "SELECT status FROM instances WHERE instance_id = ?", (instance_id,)
     ).fetchone()
     if RuntimeStatus(row[0]) not in TERMINAL_STATUSES:
-        return InstanceAlreadyExistsError(
-            instance.instance_id,
-            f"An instance with ID '{instance.instance_id}' already exists and is {row[0]}.",
-        )
-    _purge(db, instance.instance_id)
-    _insert_instance(db, instance)
+        return str(row[0])
+    _purge(db, instance_id)
+    _insert_instance(db, values)
     return None
 
 
-def _insert_instance(db: sqlite3.Connection, instance: InstanceRecord) -> None:
+def _insert_instance(db: sqlite3.Connection, values: tuple[Any, ...]) -> None:
     db.execute(
-        f"INSERT INTO instances ({_INSTANCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        _instance_values(instance),
+        f"INSERT INTO instances ({_INSTANCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", values
     )
 
 
@@ -412,8 +527,7 @@ _UPDATE_INSTANCE = (
 )
 
 
-def _upsert_instance(db: sqlite3.Connection, instance: InstanceRecord) -> None:
-    values = _instance_values(instance)
+def _upsert_instance(db: sqlite3.Connection, values: tuple[Any, ...]) -> None:
     instance_id, execution_id, name, status, created_at, *rest = values
     updated = db.execute(
         _UPDATE_INSTANCE, (execution_id, name, status, *rest, instance_id, created_at)
@@ -445,32 +559,8 @@ def _instance_from_row(row: Sequence[Any]) -> InstanceRecord:
 
 def _insert_messages(db: sqlite3.Connection, messages: Sequence[Message]) -> list[Message]:
     for message in messages:
-        event = message.event
-        timer_id = event.timer_id if event.event_type is EventType.TIMER_FIRED else None
-        cursor = db.execute(
-            "INSERT INTO messages (instance_id, execution_id, event, visible_at, timer_id) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (
-                message.instance_id,
-                message.execution_id,
-                event_to_json(event),
-                format_timestamp(message.visible_at) if message.visible_at else None,
-                timer_id,
-            ),
-        )
-        message.message_id = int(cursor.lastrowid or 0)
+        message.message_id = int(db.execute(_INSERT_MESSAGE, _message_row(message)).lastrowid or 0)
     return list(messages)
-
-
-def _insert_activities(db: sqlite3.Connection, work: Sequence[ActivityWork]) -> list[ActivityWork]:
-    for item in work:
-        cursor = db.execute(
-            "INSERT INTO activities (instance_id, execution_id, task_id, name, input) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (item.instance_id, item.execution_id, item.task_id, item.name, item.input),
-        )
-        item.work_id = int(cursor.lastrowid or 0)
-    return list(work)
 
 
 # -- history event storage format ---------------------------------------------------
