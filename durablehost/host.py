@@ -287,7 +287,7 @@ class DurableHost:
                 functools.partial(open_store, checkpoints=writes_here), self.hub_location
             )
             if not writes_here:
-                self._writer = ProcessWriter(self._store.path, on_failure=self._writer_failed)
+                self._writer = ProcessWriter(self._store, on_failure=self._writer_failed)
         except BaseException:
             await self.stop()
             raise

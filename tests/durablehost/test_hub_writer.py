@@ -21,6 +21,7 @@ import pytest
 from durablehost.history import EventType, HistoryEvent
 from durablehost.model import RuntimeStatus
 from durablehost.store import SqliteTaskHubStore, open_store
+from durablehost.store import writer as writer_module
 from durablehost.store.base import ActivityWork, EpisodeCommit, InstanceRecord, Message
 from durablehost.store.writer import HubWriterError, ProcessWriter
 from tests.support.hostproc import run_host_process
@@ -40,8 +41,12 @@ def _start(record: InstanceRecord) -> Message:
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[tuple[SqliteTaskHubStore, list[str]]]:
-    """The host's store (no checkpoints of its own) and the failures reported."""
+def hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[SqliteTaskHubStore, list[str]]]:
+    """The host's store (no checkpoints of its own) and the failures reported. Every
+    batch goes to the writer process, however small (see test_small_batches_...)."""
+    monkeypatch.setattr(writer_module, "_INLINE_BATCH", 0)
     store = open_store(tmp_path / "hub.sqlite3", checkpoints=False)
     failures: list[str] = []
     yield store, failures
@@ -52,7 +57,7 @@ async def test_commits_made_by_the_writer_process_read_back_in_the_host(
     hub: tuple[SqliteTaskHubStore, list[str]],
 ) -> None:
     store, failures = hub
-    writer = ProcessWriter(store.path, on_failure=failures.append)
+    writer = ProcessWriter(store, on_failure=failures.append)
     try:
         first, second = _record("one"), _record("two")
         created = await writer.create_instances([(first, _start(first)), (second, _start(second))])
@@ -93,7 +98,7 @@ async def test_an_error_in_the_writer_reaches_the_caller_and_undoes_the_batch(
     hub: tuple[SqliteTaskHubStore, list[str]],
 ) -> None:
     store, failures = hub
-    writer = ProcessWriter(store.path, on_failure=failures.append)
+    writer = ProcessWriter(store, on_failure=failures.append)
     try:
         record = _record("x")
         await writer.create_instances([(record, _start(record))])
@@ -117,7 +122,7 @@ async def test_a_dead_writer_fails_its_callers_and_reports_once(
     hub: tuple[SqliteTaskHubStore, list[str]],
 ) -> None:
     store, failures = hub
-    writer = ProcessWriter(store.path, on_failure=failures.append)
+    writer = ProcessWriter(store, on_failure=failures.append)
     try:
         record = _record("y")
         await writer.create_instances([(record, _start(record))])  # the writer is up
@@ -134,6 +139,40 @@ async def test_a_dead_writer_fails_its_callers_and_reports_once(
     finally:
         writer.close()
     assert len(failures) == 1 and "gone" in failures[0]
+
+
+async def test_small_batches_while_the_writer_is_idle_are_committed_in_the_host(
+    tmp_path: Path,
+) -> None:
+    """One instance stepping alone skips the round trip to the writer process: with the
+    writer stopped, such commits still succeed; a bigger batch needs the writer."""
+    store = open_store(tmp_path / "hub.sqlite3", checkpoints=False)
+    failures: list[str] = []
+    writer = ProcessWriter(store, on_failure=failures.append)
+    try:
+        pid = writer._process.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # the writer cannot answer now
+        try:
+            record = _record("solo")
+            (message,) = await writer.create_instances([(record, _start(record))])
+            assert isinstance(message, Message) and message.message_id > 0
+            events = [HistoryEvent(EventType.ORCHESTRATOR_STARTED, T0, is_played=True)]
+            await writer.commit_episodes_with_results(
+                [EpisodeCommit(instance=record, history=events, history_start=0)], []
+            )
+            assert store.get_history("solo") == events
+            many = [_record(f"many-{n}") for n in range(3)]
+            pending = asyncio.ensure_future(writer.create_instances([(r, _start(r)) for r in many]))
+            await asyncio.sleep(0.2)
+            assert not pending.done()  # waiting for the (stopped) writer process
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert all(isinstance(m, Message) for m in await asyncio.wait_for(pending, 10))
+    finally:
+        writer.close()
+        store.close()
+    assert failures == []
 
 
 def _writers(pid: int) -> list[int]:
