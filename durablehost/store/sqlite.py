@@ -564,7 +564,8 @@ def _insert_messages(db: sqlite3.Connection, messages: Sequence[Message]) -> lis
 
 
 # -- history event storage format ---------------------------------------------------
-# Short keys keep rows small; only set fields are written.
+# Short keys keep rows small; only set fields are written. event_to_json spells these
+# out one by one; the store round-trip tests (every field of every kind) keep them in step.
 _EVENT_FIELDS = (
     ("n", "name"),
     ("v", "version"),
@@ -590,15 +591,35 @@ _DUMP_OPTIONS = orjson.OPT_UTC_Z
 
 def event_to_json(event: HistoryEvent) -> str:
     """A history event as the compact JSON stored in the hub."""
+    # Spelled out field by field (no loop over _EVENT_FIELDS): this runs for every event
+    # of every episode, and attribute access by name is twice as fast as getattr.
     data: dict[str, Any] = {"t": int(event.event_type), "at": event.timestamp}
     if event.event_id != -1:
         data["id"] = event.event_id
     if event.is_played:
         data["p"] = 1
-    for key, attribute in _EVENT_FIELDS:
-        value = getattr(event, attribute)
-        if value is not None:
-            data[key] = value
+    if event.name is not None:
+        data["n"] = event.name
+    if event.version is not None:
+        data["v"] = event.version
+    if event.input is not None:
+        data["i"] = event.input
+    if event.result is not None:
+        data["r"] = event.result
+    if event.reason is not None:
+        data["rs"] = event.reason
+    if event.details is not None:
+        data["d"] = event.details
+    if event.task_scheduled_id is not None:
+        data["ts"] = event.task_scheduled_id
+    if event.timer_id is not None:
+        data["ti"] = event.timer_id
+    if event.instance_id is not None:
+        data["ii"] = event.instance_id
+    if event.parent_instance_id is not None:
+        data["pi"] = event.parent_instance_id
+    if event.orchestration_status is not None:
+        data["os"] = event.orchestration_status
     if event.fire_at is not None:
         data["f"] = event.fire_at
     return orjson.dumps(data, option=_DUMP_OPTIONS).decode()
