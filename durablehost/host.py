@@ -18,6 +18,7 @@ import functools
 import logging
 import os
 import sqlite3
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -282,7 +283,9 @@ class DurableHost:
                 status_file=self._timer_status_file(),
             )
             assert self.hub_location is not None
-            writes_here = not self.options.writer_process
+            # The writer's pipe is watched with loop.add_reader, which Windows' default
+            # event loop lacks: there the host commits inline.
+            writes_here = not self.options.writer_process or sys.platform == "win32"
             self._store = _open_hub(
                 functools.partial(open_store, checkpoints=writes_here), self.hub_location
             )
