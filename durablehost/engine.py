@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import json
 import logging
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from durablehost.activities import ActivityDispatcher, ActivityResult
+from durablehost.due_messages import DueMessages
 from durablehost.episodes import (
     SCHEDULING_EVENTS,
     EpisodePlan,
@@ -90,13 +90,6 @@ class _CachedInstance:
 _Planned = tuple[str, list[Message], _CachedInstance, EpisodePlan]
 
 
-@dataclass(order=True, slots=True)
-class _DueTimer:
-    due: datetime
-    message_id: int
-    message: Message = field(compare=False)
-
-
 class DurableEngine:
     """Runs orchestrations and activities of one app on one task hub.
 
@@ -130,7 +123,7 @@ class DurableEngine:
         self._queued: set[str] = set()
         self._busy: set[str] = set()
         self._ready_signal = asyncio.Event()
-        self._timers: list[_DueTimer] = []
+        self._timers = DueMessages()
         self._timer_signal = asyncio.Event()
         self._activities = ActivityDispatcher(
             index, concurrency=self.max_concurrent_activities, clock=clock, deliver=self._route
@@ -189,7 +182,7 @@ class DurableEngine:
     def _route(self, message: Message) -> None:
         now = self.clock()
         if message.visible_at is not None and message.visible_at > now:
-            heapq.heappush(self._timers, _DueTimer(message.visible_at, message.message_id, message))
+            self._timers.hold(message)
             self._timer_signal.set()
             return
         inbox = self._inbox.setdefault(message.instance_id, [])
@@ -209,11 +202,9 @@ class DurableEngine:
         while True:
             self._timer_signal.clear()
             now = self.clock()
-            while self._timers and self._timers[0].due <= now:
-                due = heapq.heappop(self._timers)
-                due.message.visible_at = None
-                self._route(due.message)
-            delay = (self._timers[0].due - now).total_seconds() if self._timers else None
+            for message in self._timers.pop_due(now):
+                self._route(message)
+            delay = self._timers.seconds_until_next(now)
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
             # that arrives together with the signal, and stop() would hang.
             with contextlib.suppress(TimeoutError):
@@ -411,7 +402,7 @@ class DurableEngine:
             # (putting them back in the inbox would re-plan the instance in a loop).
             self._held.setdefault(instance_id, [])[:0] = plan.held
         if plan.commit.canceled_timer_ids:
-            self._forget_timers(instance_id, set(plan.commit.canceled_timer_ids))
+            self._timers.forget_timers(instance_id, set(plan.commit.canceled_timer_ids))
         if record.status in TERMINAL_STATUSES:
             self._wake_waiters(instance_id)
 
@@ -463,20 +454,6 @@ class DurableEngine:
     def _forget_session(self, instance_id: str) -> None:
         if self._sessions is not None:
             self._sessions.forget(instance_id)
-
-    def _forget_timers(self, instance_id: str, timer_ids: set[int]) -> None:
-        kept = [
-            timer
-            for timer in self._timers
-            if not (
-                timer.message.instance_id == instance_id
-                and timer.message.event.timer_id in timer_ids
-                and timer.message.event.event_type is EventType.TIMER_FIRED
-            )
-        ]
-        if len(kept) != len(self._timers):
-            heapq.heapify(kept)
-            self._timers = kept
 
     # -- completion waiters --------------------------------------------------------
 
