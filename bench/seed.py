@@ -16,7 +16,7 @@ from pathlib import Path
 from durablehost.history import EventType, HistoryEvent
 from durablehost.model import RuntimeStatus
 from durablehost.store import SqliteTaskHubStore
-from durablehost.store.sqlite import event_to_json
+from durablehost.store.rows import event_to_json
 from durablehost.wire.orchestration import format_timestamp
 
 __all__ = ["seed_finished_instances"]

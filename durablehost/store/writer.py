@@ -31,13 +31,8 @@ from typing import Any, Protocol
 
 from durablehost.errors import DurableHostError, InstanceAlreadyExistsError
 from durablehost.store.base import ActivityWork, EpisodeCommit, InstanceRecord, Message
-from durablehost.store.sqlite import (
-    SqliteTaskHubStore,
-    attach_ids,
-    encode_episode,
-    encode_start,
-    start_outcomes,
-)
+from durablehost.store.rows import attach_ids, encode_episode, encode_start, start_outcomes
+from durablehost.store.sqlite import SqliteTaskHubStore
 
 __all__ = ["HubWriter", "HubWriterError", "InlineWriter", "ProcessWriter"]
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from durablehost.history import EventType
-from durablehost.store.sqlite import event_from_json
+from durablehost.store.rows import event_from_json
 from tests.support.hostproc import run_host_process
 
 pytestmark = pytest.mark.e2e

@@ -22,7 +22,7 @@ from durablehost.store import (
     open_store,
 )
 from durablehost.store.migrations import MIGRATIONS
-from durablehost.store.sqlite import event_from_json, event_to_json
+from durablehost.store.rows import event_from_json, event_to_json
 
 T0 = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
 
