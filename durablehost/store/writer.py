@@ -25,6 +25,7 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
+import signal
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -209,6 +210,11 @@ class ProcessWriter:
 
 def serve(path: str, conn: multiprocessing.connection.Connection) -> None:
     """The writer process: commit what arrives on `conn` until None or end of file."""
+    # Ctrl+C in a terminal (SIGINT to the whole process group) or a SIGTERM to the group
+    # must not kill the writer before its host: the host stops first and then closes the
+    # pipe, which ends this loop. Only SIGKILL stops it from outside.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     store = SqliteTaskHubStore(path)
     try:
         while True:

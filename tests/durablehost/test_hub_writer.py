@@ -118,6 +118,29 @@ async def test_an_error_in_the_writer_reaches_the_caller_and_undoes_the_batch(
     assert store.get_history("x") == events * 2
 
 
+async def test_the_writer_outlives_signals_meant_for_its_host(
+    hub: tuple[SqliteTaskHubStore, list[str]],
+) -> None:
+    """Ctrl+C reaches the whole process group: the writer must keep serving until its
+    host closes it."""
+    store, failures = hub
+    writer = ProcessWriter(store, on_failure=failures.append)
+    try:
+        record = _record("z")
+        await writer.create_instances([(record, _start(record))])
+        pid = writer._process.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGINT)
+        os.kill(pid, signal.SIGTERM)
+        other = _record("z2")
+        (message,) = await asyncio.wait_for(writer.create_instances([(other, _start(other))]), 10)
+        assert isinstance(message, Message)
+    finally:
+        writer.close()
+    assert failures == []
+    assert not writer._process.is_alive()
+
+
 async def test_a_dead_writer_fails_its_callers_and_reports_once(
     hub: tuple[SqliteTaskHubStore, list[str]],
 ) -> None:
