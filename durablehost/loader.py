@@ -52,9 +52,11 @@ class FunctionInfo:
         """The parameter name the trigger value is passed under."""
         return str(self.trigger.name)
 
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.user_function)
+    # Read on every activity dispatch: worked out once (inspect unwraps the function).
+    is_async: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.user_function))
 
     def binding_of_type(self, binding_type: str) -> Any | None:
         """The first binding of this type (e.g. 'durableClient'), or None."""
