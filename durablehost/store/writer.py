@@ -161,8 +161,8 @@ class ProcessWriter:
         with contextlib.suppress(OSError):  # already gone
             self._conn.send(None)
         self._process.join(timeout=10)
-        if self._process.is_alive():
-            self._process.terminate()
+        if self._process.is_alive():  # stuck: it ignores SIGTERM (see serve), so SIGKILL
+            self._process.kill()
             self._process.join(timeout=5)
         self._conn.close()
 
