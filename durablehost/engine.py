@@ -295,7 +295,9 @@ class DurableEngine:
             self._creating -= created
             self._commit_slots.release()
             for instance_id, *_ in planned:
-                if instance_id not in retried:
+                if instance_id in retried:
+                    self._busy.discard(instance_id)  # _retry_later marks it ready later
+                else:
                     self._release(instance_id)
             for instance_id in created:
                 if self._inbox.get(instance_id):

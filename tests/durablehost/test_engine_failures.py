@@ -123,3 +123,26 @@ async def test_an_activity_result_that_is_not_json_fails_the_activity(
     # The host keeps going.
     instance_id = await engine.start_orchestration("chain", json.dumps(["after"]))
     assert (await finish(engine, instance_id)).runtime_status is RuntimeStatus.COMPLETED
+
+
+async def test_a_commit_that_fails_is_retried_and_the_instance_completes(
+    engine: DurableEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store error while committing episodes (a full disk, a locked file) loses
+    nothing: the episodes' messages stay with their instances, which run again later."""
+    store = engine.store
+    real_commit = store.commit_episodes_with_results
+    failures = {"left": 1}
+
+    def failing_once(commits: Any, completed: Any) -> Any:
+        if failures["left"] and any(c.activities for c in commits):
+            failures["left"] -= 1
+            raise OSError("disk full (injected)")
+        return real_commit(commits, completed)
+
+    monkeypatch.setattr(store, "commit_episodes_with_results", failing_once)
+    instance_id = await engine.start_orchestration("chain", json.dumps(["Oslo", "Rome"]))
+    status = await finish(engine, instance_id)
+    assert failures["left"] == 0, "the injected failure never happened"
+    assert status.runtime_status is RuntimeStatus.COMPLETED
+    assert json.loads(status.output or "null") == ["Hello Oslo!", "Hello Rome!"]
