@@ -273,7 +273,6 @@ class DurableEngine:
                 created.update(child.instance_id for child in plan.commit.new_instances)
             except Exception:
                 self._retry_later(instance_id, messages)
-                self._busy.discard(instance_id)
         return planned
 
     async def _commit_batch(self, planned: list[_Planned]) -> None:
@@ -295,9 +294,7 @@ class DurableEngine:
             self._creating -= created
             self._commit_slots.release()
             for instance_id, *_ in planned:
-                if instance_id in retried:
-                    self._busy.discard(instance_id)  # _retry_later marks it ready later
-                else:
+                if instance_id not in retried:  # _retry_later marks those ready later
                     self._release(instance_id)
             for instance_id in created:
                 if self._inbox.get(instance_id):
@@ -365,6 +362,7 @@ class DurableEngine:
         self._inbox.setdefault(instance_id, [])[:0] = messages
         self._cache.pop(instance_id, None)
         self._forget_session(instance_id)
+        self._busy.discard(instance_id)
         asyncio.get_running_loop().call_later(_RETRY_DELAY, self._mark_ready, instance_id)
 
     def _plan(self, cached: _CachedInstance, messages: list[Message]) -> EpisodePlan:
@@ -412,12 +410,12 @@ class DurableEngine:
         """A sub-orchestration may not take over the id of an instance that is still
         active (DTFx refuses the same): its task fails instead of replacing it."""
         for child in list(commit.new_instances):
-            existing = self.store.get_instance(child.instance_id)
             if child.instance_id in self._creating:
                 state = "being created"  # by a commit not yet done
-            elif existing is None or existing.status in TERMINAL_STATUSES:
-                continue
             else:
+                existing = self.store.get_instance(child.instance_id)
+                if existing is None or existing.status in TERMINAL_STATUSES:
+                    continue
                 state = existing.status.value
             commit.new_instances.remove(child)
             commit.messages = [m for m in commit.messages if m.instance_id != child.instance_id]

@@ -37,8 +37,7 @@ __all__ = [
 class EncodedEpisode(NamedTuple):
     """One EpisodeCommit as rows."""
 
-    instance_id: str
-    instance: tuple[Any, ...]  # _instance_values
+    instance: tuple[Any, ...]  # instance_values; the id first
     consumed_message_ids: list[int]
     drop_pending_work: bool
     canceled_timer_ids: list[int]
@@ -46,7 +45,7 @@ class EncodedEpisode(NamedTuple):
     history_start: int | None
     history: list[str]  # event_to_json
     new_instances: list[tuple[Any, ...]]
-    messages: list[tuple[Any, ...]]  # _message_row
+    messages: list[tuple[Any, ...]]  # message_row
     activities: list[tuple[Any, ...]]
 
 
@@ -57,7 +56,6 @@ EncodedStart = tuple[tuple[Any, ...], tuple[Any, ...]]
 def encode_episode(commit: EpisodeCommit) -> EncodedEpisode:
     """The rows of one episode's commit."""
     return EncodedEpisode(
-        commit.instance.instance_id,
         instance_values(commit.instance),
         [i for i in commit.consumed_message_ids if i],  # 0: never stored
         commit.drop_pending_work,
@@ -112,6 +110,8 @@ def start_outcomes(
 
 
 def message_row(message: Message) -> tuple[Any, ...]:
+    """A message as the messages table's (instance_id, execution_id, event, visible_at,
+    timer_id)."""
     event = message.event
     return (
         message.instance_id,
@@ -123,6 +123,8 @@ def message_row(message: Message) -> tuple[Any, ...]:
 
 
 def instance_values(instance: InstanceRecord) -> tuple[Any, ...]:
+    """An instance as the instances table's columns, in their order (_INSTANCE_COLUMNS
+    of durablehost.store.sqlite)."""
     return (
         instance.instance_id,
         instance.execution_id,

@@ -143,12 +143,12 @@ class SqliteTaskHubStore:
         already has the id."""
         results: list[int | str] = []
         with self._transaction() as db:
-            for instance_values, message_row in starts:
-                active_status = _claim_instance_id(db, instance_values)
+            for instance_row, start_row in starts:
+                active_status = _claim_instance_id(db, instance_row)
                 if active_status is not None:
                     results.append(active_status)
                     continue
-                results.append(int(db.execute(_INSERT_MESSAGE, message_row).lastrowid or 0))
+                results.append(int(db.execute(_INSERT_MESSAGE, start_row).lastrowid or 0))
         return results
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
@@ -298,7 +298,7 @@ _INSERT_ACTIVITY = (
 
 
 def _apply_episode(db: sqlite3.Connection, episode: EncodedEpisode) -> tuple[list[int], list[int]]:
-    instance_id = episode.instance_id
+    instance_id = episode.instance[0]
     if episode.consumed_message_ids:
         db.executemany(
             "DELETE FROM messages WHERE id = ?", [(i,) for i in episode.consumed_message_ids]
@@ -396,7 +396,7 @@ _INSERT_NEW_INSTANCE = (
 
 
 def _claim_instance_id(db: sqlite3.Connection, values: tuple[Any, ...]) -> str | None:
-    """Insert a new instance row (`_instance_values`): replacing a terminal instance of
+    """Insert a new instance row (`rows.instance_values`): replacing a terminal instance of
     the same id; an active one is kept and its status returned. The usual new id costs
     one statement (no lookup first)."""
     if db.execute(_INSERT_NEW_INSTANCE, values).rowcount:

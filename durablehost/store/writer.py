@@ -31,7 +31,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from durablehost.errors import DurableHostError, InstanceAlreadyExistsError
-from durablehost.store.base import ActivityWork, EpisodeCommit, InstanceRecord, Message
+from durablehost.store.base import (
+    ActivityWork,
+    EpisodeCommit,
+    InstanceRecord,
+    Message,
+    TaskHubStore,
+)
 from durablehost.store.rows import attach_ids, encode_episode, encode_start, start_outcomes
 from durablehost.store.sqlite import SqliteTaskHubStore
 
@@ -51,14 +57,6 @@ class HubWriterError(DurableHostError):
     """The writer process is gone; the host cannot know what it last committed."""
 
 
-class _CommittingStore(Protocol):
-    def commit_episodes_with_results(
-        self, commits: Sequence[EpisodeCommit], completed_work_ids: Sequence[int]
-    ) -> _Stored: ...
-
-    def create_instances(self, starts: Sequence[tuple[InstanceRecord, Message]]) -> _Created: ...
-
-
 class HubWriter(Protocol):
     """The engine's group commits (see TaskHubStore for what each does)."""
 
@@ -74,17 +72,13 @@ class HubWriter(Protocol):
         """Create instances (TaskHubStore.create_instances)."""
         ...
 
-    def close(self) -> None:
-        """Stop writing; later calls fail."""
-        ...
-
 
 class InlineWriter:
     """Commits on the calling thread, through the engine's own store."""
 
     depth = 1
 
-    def __init__(self, store: _CommittingStore) -> None:
+    def __init__(self, store: TaskHubStore) -> None:
         self._store = store
 
     async def commit_episodes_with_results(
@@ -94,9 +88,6 @@ class InlineWriter:
 
     async def create_instances(self, starts: Sequence[tuple[InstanceRecord, Message]]) -> _Created:
         return self._store.create_instances(starts)
-
-    def close(self) -> None:
-        pass
 
 
 class ProcessWriter:
