@@ -37,6 +37,8 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 from yarl import URL
 
+from durablehost.management import DEFAULT_MAX_BODY_BYTES
+
 if TYPE_CHECKING:
     from durablehost.management import InProcessManagement
 
@@ -51,7 +53,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SDK_CLIENT_MODULE = "azure.durable_functions.models.DurableOrchestrationClient"
-_DEFAULT_MAX_BODY_BYTES = 1024**2
 
 _RequestFunction = Callable[..., Awaitable[list[Any]]]
 
@@ -71,7 +72,7 @@ class InProcessRequest:
         body: bytes = b"",
         headers: Mapping[str, str] | None = None,
         *,
-        max_body_bytes: int = _DEFAULT_MAX_BODY_BYTES,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         absolute = URL(url)
         self.method = method.upper()
