@@ -22,6 +22,7 @@ import click
 
 from durablehost.errors import AppLoadError, DurableHostError
 from durablehost.host import DurableHost, HostOptions
+from durablehost.tuning import drop_enum_getattr
 
 __all__ = ["main"]
 
@@ -207,4 +208,5 @@ def start(
     # 1 ms it is ~11 ms (docs/performance.md), with no cost to an I/O-bound host.
     sys.setswitchinterval(_SWITCH_INTERVAL)
     gc.set_threshold(*_GC_THRESHOLDS)
+    drop_enum_getattr()
     _exit(asyncio.run(_run(options)))
