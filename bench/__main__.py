@@ -55,6 +55,8 @@ def _machine() -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
+        # Which build: the same version runs ~20% apart between builds (docs/performance.md).
+        "python_executable": os.path.realpath(sys.executable),
         "platform": platform.platform(),
         "load_average_at_start": [round(value, 2) for value in load],
     }
