@@ -2,7 +2,7 @@
 
 Wall-clock figures on a shared machine swing by a third within minutes, which hides any
 change smaller than that. Instruction counts do not swing: this runs an in-process host
-(`durablehost.testing.run_host`, with the CLI host's GC settings and enum fix) under
+(`durablehost.testing.run_host`, with the CLI host's interpreter settings) under
 `valgrind --tool=callgrind`, starts N HelloSequence5 orchestrations twice over real HTTP
 from an aiohttp client in the same process, waits for each through the engine (no
 polling, whose count would depend on time), and subtracts a run that starts none
@@ -36,12 +36,11 @@ async def _serve_rounds(starts: int) -> None:
     import aiohttp
 
     from durablehost.testing import run_host
-    from durablehost.tuning import drop_enum_getattr
+    from durablehost.tuning import tune_host_process
 
-    drop_enum_getattr()
+    tune_host_process()  # as `durablehost start`
     async with run_host(_APP) as host:
-        gc.set_threshold(20_000, 20, 50)  # as `durablehost start` (cli.py)
-        gc.freeze()
+        gc.freeze()  # as `durablehost start` once the app has started
         async with aiohttp.ClientSession() as session:
 
             async def start() -> str:

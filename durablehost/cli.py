@@ -22,7 +22,7 @@ import click
 
 from durablehost.errors import AppLoadError, DurableHostError
 from durablehost.host import DurableHost, HostOptions
-from durablehost.tuning import drop_enum_getattr
+from durablehost.tuning import tune_host_process
 
 __all__ = ["main"]
 
@@ -57,16 +57,6 @@ def _describe_failure(error: DurableHostError) -> str:
             if frame.line:
                 message += f"\n    {frame.line}"
     return message
-
-
-# Seconds between GIL hand-offs in the host process (see start()).
-_SWITCH_INTERVAL = 0.001
-# Cyclic garbage collection in the host process: the SDK allocates many small objects
-# per episode, so at CPython's default (700, 10, 10) a collection ran every ~5
-# orchestrations and the collector took ~5% of the host's time in HelloSequence5, with
-# full collections of 30-40 ms (latency spikes); at these thresholds it takes ~1-2%.
-# Reference counting still frees almost everything at once; only cycles wait longer.
-_GC_THRESHOLDS = (20_000, 20, 50)
 
 
 async def _run(options: HostOptions) -> int:
@@ -203,10 +193,5 @@ def start(
         access_log=verbose,
         writer_process=not inline_writes,
     )
-    # Sync functions run in worker threads and share the GIL with the event loop. At the
-    # default 5 ms switch interval one CPU-bound activity pushed HTTP p99 to ~36 ms; at
-    # 1 ms it is ~11 ms (docs/performance.md), with no cost to an I/O-bound host.
-    sys.setswitchinterval(_SWITCH_INTERVAL)
-    gc.set_threshold(*_GC_THRESHOLDS)
-    drop_enum_getattr()
+    tune_host_process()
     _exit(asyncio.run(_run(options)))
