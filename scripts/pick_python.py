@@ -64,15 +64,17 @@ def _time(path: str) -> tuple[str, float] | None:
 
 
 def main() -> int:
-    # Each distinct interpreter once (python3 and python3.11 are often the same one).
+    # Each distinct interpreter once (python3 and python3.11 are often the same one);
+    # finding them is the first round.
     usable: dict[str, str] = {}  # its sys.executable -> the path to run
+    best_times: dict[str, float] = {}
     for command in _CANDIDATES:
         path = shutil.which(command)
         timed = _time(path) if path else None
-        if path and timed:
-            usable.setdefault(os.path.realpath(timed[0]), path)
-    best_times = dict.fromkeys(usable, float("inf"))
-    for _ in range(_ROUNDS):
+        if path and timed and os.path.realpath(timed[0]) not in usable:
+            real = os.path.realpath(timed[0])
+            usable[real], best_times[real] = path, timed[1]
+    for _ in range(_ROUNDS - 1):
         for real, path in usable.items():
             timed = _time(path)
             if timed is not None:
