@@ -1,7 +1,8 @@
 """The HTTP API under /api/operations (see docs/operations.md and docs/openapi.yaml).
 
     POST   /api/operations/{kind}          start (202 + Location + Retry-After)
-    GET    /api/operations/{id}            status monitor (200, or 303 to the result)
+    GET    /api/operations/{id}            status monitor (200; 303 to the result; 422/409)
+    GET    /api/operations/{id}/status     status resource (always 200 while it exists)
     DELETE /api/operations/{id}            cancel (202; 409 once it has ended)
     GET    /api/operations/{id}/result     the result from Blob storage (ETag, 304)
     POST   /api/operations/{id}/approve    the `approve` event of an approval operation
@@ -26,7 +27,11 @@ from operations.handlers.control import approve_operation, cancel_operation
 from operations.handlers.listing import list_operations
 from operations.handlers.result import get_result
 from operations.handlers.start import start_operation
-from operations.handlers.status import get_operation
+from operations.handlers.status import (
+    get_operation,
+    get_operation_status,
+    status_method_not_allowed,
+)
 from operations.problems import problem
 
 __all__ = ["bp"]
@@ -77,6 +82,17 @@ async def operation_item(
     if method == "DELETE":
         return await _answer(cancel_operation(req, client, name))
     return await _answer(get_operation(req, client, name))
+
+
+@bp.route(route="operations/{name}/status", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@bp.durable_client_input(client_name="client")
+async def operation_status(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """The status resource of operation `name` (GET; any other method is a 405 problem)."""
+    if req.method.upper() != "GET":
+        return status_method_not_allowed(req)
+    return await _answer(get_operation_status(req, client, req.route_params.get("name", "")))
 
 
 @bp.route(route="operations/{name}/result", methods=["GET"])

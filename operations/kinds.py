@@ -27,6 +27,7 @@ __all__ = [
     "operation_output",
     "progress_status",
     "register_kind",
+    "result_uri_of",
 ]
 
 # Result content types and the blob-name extension each is stored under.
@@ -93,18 +94,36 @@ def find_kind_by_orchestrator(orchestrator: str | None) -> OperationKind | None:
 
 
 def operation_input(
-    kind: OperationKind, operation_id: str, payload: dict[str, Any]
+    kind: OperationKind, operation_id: str, payload: dict[str, Any], result_uri: str | None = None
 ) -> dict[str, Any]:
-    """The orchestrator input envelope: the validated payload plus who we are."""
-    return {"operationId": operation_id, "kind": kind.name, "input": payload}
+    """The orchestrator input envelope: the validated payload plus who we are, and the
+    absolute result URL when the API knows it (never with a function key: it is stored)."""
+    envelope: dict[str, Any] = {"operationId": operation_id, "kind": kind.name, "input": payload}
+    if result_uri:
+        envelope["resultUri"] = result_uri
+    return envelope
+
+
+# Where the result lives when the envelope does not say (an orchestration started through
+# the Durable Functions management API): host.json's routePrefix is `api`.
+_RELATIVE_RESULT_URI = "/api/operations/{operation_id}/result"
+
+
+def result_uri_of(envelope: Any, operation_id: str) -> str:
+    """The result URL an orchestration reports in its output: the envelope's absolute one,
+    else root-relative (the orchestrator cannot know the host it is reached through)."""
+    if isinstance(envelope, dict) and isinstance(envelope.get("resultUri"), str):
+        return str(envelope["resultUri"])
+    return _RELATIVE_RESULT_URI.format(operation_id=operation_id)
 
 
 def operation_output(
-    kind: OperationKind, results: dict[str, str], summary: dict[str, Any]
+    kind: OperationKind, results: dict[str, str], summary: dict[str, Any], result_uri: str
 ) -> dict[str, Any]:
-    """What an operation orchestrator returns: where each result format lives, and a
-    small summary (the full result is in Blob storage, never in the history)."""
-    return {"kind": kind.name, "results": results, "summary": summary}
+    """What an operation orchestrator returns: where each result format lives, a small
+    summary (the full result is in Blob storage, never in the history), and the result URL
+    for clients that poll the Durable Functions statusQueryGetUri."""
+    return {"kind": kind.name, "results": results, "summary": summary, "resultUri": result_uri}
 
 
 def progress_status(fraction: float, message: str) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The status monitor: how a Durable Functions instance reads as an operation.
 
 Pure functions (no I/O) from what the durable client reports to the public status body
-`{id, kind, status, progress, createdAt, updatedAt, error?, resultUri?}`.
+`{id, kind, status, progress, percentComplete, createdAt, updatedAt, operationUri,
+statusUri, error?, resultUri?, resourceLocation?}`, and to the problem the status monitor
+answers for an operation that ended without a result (`ended_problem`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from operations.problems import problem_body
 
 __all__ = [
+    "FAILED_ERROR_CODE",
     "TERMINAL_STATES",
     "OperationLinks",
     "OperationState",
+    "ended_problem",
     "error_of",
     "failure_message",
     "is_valid_operation_id",
@@ -108,9 +112,17 @@ class OperationLinks:
         """The status monitor URL."""
         return self._with_query(f"{self.api_base}/{operation_id}")
 
+    def status(self, operation_id: str) -> str:
+        """The status resource URL (always 200, never redirects)."""
+        return self._with_query(f"{self.api_base}/{operation_id}/status")
+
     def result(self, operation_id: str) -> str:
         """The result URL."""
         return self._with_query(f"{self.api_base}/{operation_id}/result")
+
+    def without_query(self) -> OperationLinks:
+        """The same links without the function key: for anything stored or sent on."""
+        return OperationLinks(self.api_base)
 
     def collection(self, params: dict[str, str]) -> str:
         """The list URL with these query parameters (plus the carried query)."""
@@ -164,18 +176,51 @@ def failure_message(text: str) -> str:
     return text
 
 
+FAILED_ERROR_CODE = "OperationFailed"
+# The status monitor answers a Failed operation with 422 and this problem; the `error` of
+# a status body is the same problem, so both read alike.
+_FAILED_STATUS = 422
+_FAILED_TITLE = "Operation failed"
+
+
 def error_of(output: Any) -> dict[str, Any]:
-    """A problem-details `error` from a Failed instance's output (the runtime reports a
-    failure as text; see `failure_message`)."""
+    """The `error` of a Failed operation: problem details plus the Azure-style `code` and
+    `message` (the runtime reports a failure as text; see `failure_message`)."""
     if isinstance(output, dict) and "detail" in output:
-        return problem_body(500, "operation-failed", str(output["detail"]), "The operation failed")
-    text = output if isinstance(output, str) else ("" if output is None else str(output))
+        message = str(output["detail"])
+    else:
+        text = output if isinstance(output, str) else ("" if output is None else str(output))
+        message = failure_message(text) or "The operation failed without a message."
     return problem_body(
-        500,
-        "operation-failed",
-        failure_message(text) or "The operation failed without a message.",
-        "The operation failed",
+        _FAILED_STATUS, "operation-failed", message, _FAILED_TITLE, code=FAILED_ERROR_CODE
     )
+
+
+def ended_problem(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The problem the status monitor answers instead of a status body for an operation
+    that ended without a result (Failed: 422, Canceled: 409), or None for any other state.
+    `body` is a `status_body`."""
+    state = OperationState(body["status"])
+    identity = {"id": body["id"], "kind": body["kind"], "operationStatus": str(state)}
+    if state is OperationState.FAILED:
+        error = body["error"]
+        return problem_body(
+            _FAILED_STATUS,
+            "operation-failed",
+            error["detail"],
+            _FAILED_TITLE,
+            **identity,
+            error={"code": error["code"], "message": error["message"]},
+        )
+    if state is OperationState.CANCELED:
+        return problem_body(
+            409,
+            "operation-canceled",
+            f"Operation {body['id']} was canceled before it finished; it has no result.",
+            "Operation canceled",
+            **identity,
+        )
+    return None
 
 
 def status_body(
@@ -191,17 +236,22 @@ def status_body(
 ) -> dict[str, Any]:
     """The public status of one operation."""
     state = operation_state(runtime_status)
+    progress = progress_of(state, custom_status)
     body: dict[str, Any] = {
         "id": operation_id,
         "kind": kind,
         "status": str(state),
-        "progress": progress_of(state, custom_status),
+        "progress": progress,
+        "percentComplete": round(progress["fraction"] * 100),
         "createdAt": iso_utc(created),
         "updatedAt": iso_utc(updated or created),
         "operationUri": links.operation(operation_id),
+        "statusUri": links.status(operation_id),
     }
     if state is OperationState.SUCCEEDED:
         body["resultUri"] = links.result(operation_id)
+        # The Azure REST API guidelines' name for where the finished resource is.
+        body["resourceLocation"] = body["resultUri"]
         if isinstance(output, dict) and isinstance(output.get("summary"), dict):
             body["summary"] = output["summary"]
     elif state is OperationState.FAILED:

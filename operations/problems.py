@@ -39,7 +39,8 @@ def problem_type(slug: str) -> str:
 def problem_body(
     status: int, slug: str, detail: str, title: str | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """A problem-details object (also used for a Failed operation's `error`)."""
+    """A problem-details object (also used for a Failed operation's `error`). `message`
+    repeats `detail` for clients that read errors the JavaScript way (`error.message`)."""
     body: dict[str, Any] = {
         "type": problem_type(slug),
         "title": title or _TITLES.get(status, "Error"),
@@ -47,6 +48,7 @@ def problem_body(
         "detail": detail,
     }
     body.update(extra)
+    body["message"] = detail
     return body
 
 

@@ -8,7 +8,13 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from operations.kinds import OperationKind, operation_output, progress_status, register_kind
+from operations.kinds import (
+    OperationKind,
+    operation_output,
+    progress_status,
+    register_kind,
+    result_uri_of,
+)
 from operations.monitor import iso_utc
 from operations.validation import InputSchema, IntegerField, StringField
 
@@ -93,4 +99,7 @@ def approval_operation(
         "write_json_result", {"operationId": context.instance_id, "document": document}
     )
     context.set_custom_status(progress_status(1.0, outcome))
-    return operation_output(APPROVAL, results, {"outcome": outcome, "approved": approved})
+    summary = {"outcome": outcome, "approved": approved}
+    return operation_output(
+        APPROVAL, results, summary, result_uri_of(envelope, context.instance_id)
+    )

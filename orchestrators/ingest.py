@@ -14,7 +14,13 @@ from typing import Any
 import azure.durable_functions as df
 
 from operations.errors import OperationFailure
-from operations.kinds import OperationKind, operation_output, progress_status, register_kind
+from operations.kinds import (
+    OperationKind,
+    operation_output,
+    progress_status,
+    register_kind,
+    result_uri_of,
+)
 from operations.monitor import failure_message
 from operations.validation import InputSchema, UrlListField
 
@@ -79,4 +85,5 @@ def ingest_operation(
         "write_json_result", {"operationId": operation_id, "document": manifest}
     )
     context.set_custom_status(progress_status(1.0, f"copied {len(files)} URLs"))
-    return operation_output(INGEST, results, {"files": len(files), "bytes": manifest["bytes"]})
+    summary = {"files": len(files), "bytes": manifest["bytes"]}
+    return operation_output(INGEST, results, summary, result_uri_of(envelope, operation_id))

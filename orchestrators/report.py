@@ -7,7 +7,13 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from operations.kinds import OperationKind, operation_output, progress_status, register_kind
+from operations.kinds import (
+    OperationKind,
+    operation_output,
+    progress_status,
+    register_kind,
+    result_uri_of,
+)
 from operations.validation import InputSchema, IntegerField
 
 __all__ = ["REPORT", "bp", "partition_plan", "report_operation"]
@@ -88,4 +94,6 @@ def report_operation(
         },
     )
     context.set_custom_status(progress_status(1.0, "report written"))
-    return operation_output(REPORT, written["results"], written["summary"])
+    return operation_output(
+        REPORT, written["results"], written["summary"], result_uri_of(envelope, operation_id)
+    )

@@ -22,7 +22,7 @@ from operations.handlers.common import bad_request, blob_store, json_response, r
 from operations.idempotency import IdempotencyStore, check_key, request_fingerprint
 from operations.kinds import OperationKind, all_kinds, get_kind
 from operations.kinds import operation_input as build_operation_input
-from operations.monitor import OperationLinks
+from operations.monitor import OperationLinks, OperationState
 from operations.problems import problem, validation_problem
 from operations.requests import BadRequest, parse_json_body
 from operations.settings import get_int, get_setting
@@ -139,11 +139,18 @@ async def start_operation(
 
     response_body: dict[str, Any] = dict(client.get_client_response_links(req, operation_id))
     response_body["operationUri"] = links.operation(operation_id)
+    response_body["statusUri"] = links.status(operation_id)
     response_body["resultUri"] = links.result(operation_id)
     response_body["kind"] = kind.name
+    # What the operation was when it was accepted; a replay answers what the first did.
+    response_body["status"] = str(OperationState.NOT_STARTED)
     headers = {
-        "Location": response_body["statusQueryGetUri"],
-        "Operation-Location": response_body["operationUri"],
+        # The status monitor for generic async request-reply clients (Location, 303 at the
+        # end); the status resource for Azure SDK pollers (azure-core reads
+        # Operation-Location, then Azure-AsyncOperation).
+        "Location": response_body["operationUri"],
+        "Operation-Location": response_body["statusUri"],
+        "Azure-AsyncOperation": response_body["statusUri"],
         "Retry-After": retry_after(),
     }
     if replayed:
@@ -182,6 +189,10 @@ async def _start(
         await asyncio.to_thread(
             store.replace_record, webhook_blob_name(operation_id), entry.to_json(), None
         )
+    # The output's resultUri is stored in the history: the function key stays out.
+    result_uri = links.without_query().result(operation_id)
     await client.start_new(
-        kind.orchestrator, operation_id, build_operation_input(kind, operation_id, payload)
+        kind.orchestrator,
+        operation_id,
+        build_operation_input(kind, operation_id, payload, result_uri),
     )

@@ -20,10 +20,19 @@ from operations.blobstore import (
 )
 from operations.errors import InputValidationError, KindRegistrationError
 from operations.idempotency import check_key, hash_key, request_fingerprint
-from operations.kinds import OperationKind, find_kind_by_orchestrator, get_kind, register_kind
+from operations.kinds import (
+    OperationKind,
+    find_kind_by_orchestrator,
+    get_kind,
+    operation_input,
+    operation_output,
+    register_kind,
+    result_uri_of,
+)
 from operations.monitor import (
     OperationLinks,
     OperationState,
+    ended_problem,
     error_of,
     failure_message,
     is_valid_operation_id,
@@ -32,6 +41,7 @@ from operations.monitor import (
     runtime_statuses_for,
     status_body,
 )
+from operations.problems import problem_body
 from operations.requests import (
     BadRequest,
     choose_media_type,
@@ -148,8 +158,9 @@ def test_failure_text_becomes_a_problem_detail() -> None:
         '\n\n$OutOfProcData$:{"isDone": false}'
     )
     error = error_of(raw)
-    assert error["detail"] == "1 of 1 URLs could not be copied"
-    assert error["status"] == 500
+    assert error["detail"] == error["message"] == "1 of 1 URLs could not be copied"
+    assert error["code"] == "OperationFailed"
+    assert error["status"] == 422
     assert error["type"].endswith("operation-failed")
     assert error_of(None)["detail"]
 
@@ -173,6 +184,10 @@ def test_links_follow_the_request_host_prefix_and_key() -> None:
     )
     assert links.operation("abc") == "https://ops.example.net/api/operations/abc?code=k3y"
     assert links.result("abc") == "https://ops.example.net/api/operations/abc/result?code=k3y"
+    assert links.status("abc") == "https://ops.example.net/api/operations/abc/status?code=k3y"
+    assert (
+        links.without_query().result("abc") == "https://ops.example.net/api/operations/abc/result"
+    )
     plain = OperationLinks.from_request_url("http://127.0.0.1:7071/api/operations")
     assert plain.collection({"top": "2"}) == "http://127.0.0.1:7071/api/operations?top=2"
 
@@ -191,7 +206,9 @@ def test_status_body_of_a_succeeded_and_a_failed_operation() -> None:
         links=links,
     )
     assert done["status"] == "Succeeded"
-    assert done["resultUri"] == "http://h/api/operations/abc/result"
+    assert done["resultUri"] == done["resourceLocation"] == "http://h/api/operations/abc/result"
+    assert done["statusUri"] == "http://h/api/operations/abc/status"
+    assert done["percentComplete"] == 100
     assert done["createdAt"] == done["updatedAt"] == "2026-01-02T03:04:05Z"
     assert done["summary"] == {"rows": 3}
     failed = status_body(
@@ -204,8 +221,50 @@ def test_status_body_of_a_succeeded_and_a_failed_operation() -> None:
         updated=created,
         links=links,
     )
-    assert failed["error"]["detail"] == "boom"
-    assert "resultUri" not in failed
+    assert failed["error"]["detail"] == failed["error"]["message"] == "boom"
+    assert "resultUri" not in failed and "resourceLocation" not in failed
+    problem = ended_problem(failed)
+    assert problem is not None
+    assert (problem["status"], problem["operationStatus"], problem["id"]) == (422, "Failed", "abc")
+    assert problem["detail"] == problem["message"] == "boom"
+    assert problem["error"] == {"code": "OperationFailed", "message": "boom"}
+
+
+def test_canceled_and_running_operations_as_the_monitor_answers_them() -> None:
+    links = OperationLinks("http://h/api/operations")
+    fields = {"operation_id": "abc", "kind": "approval", "output": None, "links": links}
+    canceled = status_body(
+        runtime_status="Terminated", custom_status=None, created=None, updated=None, **fields
+    )
+    problem = ended_problem(canceled)
+    assert problem is not None
+    assert (problem["status"], problem["operationStatus"]) == (409, "Canceled")
+    assert problem["type"].endswith("operation-canceled")
+    assert problem["message"] == problem["detail"]
+    running = status_body(
+        runtime_status="Running",
+        custom_status={"fraction": 0.456, "message": "m"},
+        created=None,
+        updated=None,
+        **fields,
+    )
+    assert running["percentComplete"] == 46
+    assert ended_problem(running) is None
+
+
+def test_every_problem_body_repeats_detail_as_message() -> None:
+    body = problem_body(404, "operation-not-found", "There is none.", message="other")
+    assert body["message"] == body["detail"] == "There is none."
+
+
+def test_the_output_result_uri_comes_from_the_envelope_or_is_root_relative() -> None:
+    envelope = operation_input(REPORT, "abc", {}, "http://h/api/operations/abc/result")
+    assert result_uri_of(envelope, "abc") == "http://h/api/operations/abc/result"
+    assert result_uri_of({"input": {}}, "abc") == "/api/operations/abc/result"
+    assert result_uri_of(None, "abc") == "/api/operations/abc/result"
+    assert "resultUri" not in operation_input(REPORT, "abc", {})
+    output = operation_output(REPORT, {"application/json": "abc/result.json"}, {}, "/r")
+    assert output["resultUri"] == "/r"
 
 
 @pytest.mark.parametrize(
