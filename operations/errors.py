@@ -7,6 +7,7 @@
     ├── StorageConfigurationError    neither a connection string nor a blob endpoint is set
     ├── IdempotencyConflictError     an Idempotency-Key was reused with a different request
     ├── OperationFailure             an orchestrator gives up; its message becomes `error.detail`
+    ├── TaskHubUnavailableError      the task hub's management API did not answer a list
     └── TransientError               a failure worth retrying (the retry policy decides)
         └── TransientFetchError      a source answered 5xx/429 or the connection failed
 
@@ -26,6 +27,7 @@ __all__ = [
     "OperationFailure",
     "OperationsError",
     "StorageConfigurationError",
+    "TaskHubUnavailableError",
     "TransientError",
     "TransientFetchError",
     "UnknownKindError",
@@ -84,3 +86,7 @@ class TransientError(OperationsError):
 
 class TransientFetchError(TransientError):
     """A source answered 5xx/429, or the connection failed or timed out."""
+
+
+class TaskHubUnavailableError(OperationsError):
+    """The task hub's management API did not answer a list request usefully."""

@@ -25,6 +25,7 @@ import azure.functions as func
 
 from operations.blobstore import BlobStore, tombstone_blob_name, webhook_blob_name
 from operations.idempotency import IdempotencyStore
+from operations.instance_pages import iter_instances
 from operations.kinds import find_kind_by_orchestrator
 from operations.monitor import (
     TERMINAL_STATES,
@@ -84,9 +85,12 @@ async def expire_operations(client: df.DurableOrchestrationClient, now: datetime
     ttl = timedelta(seconds=get_int("OPS_OPERATION_TTL_SECONDS"))
     store = await asyncio.to_thread(BlobStore.from_settings)
     # Whatever ended a TTL ago was created at least a TTL ago: let the runtime filter.
-    statuses = await client.get_status_by(created_time_to=now - ttl, runtime_status=_ENDED_RUNTIME)
+    # Paged here, not through get_status_by: the SDK reads only the hub's first page.
+    statuses = iter_instances(
+        client, created_time_to=now - ttl, runtime_status=[r.value for r in _ENDED_RUNTIME]
+    )
     expired = 0
-    for status in statuses:
+    async for status in statuses:
         kind = find_kind_by_orchestrator(status.name)
         ended = status.last_updated_time or status.created_time
         if kind is None or ended is None:

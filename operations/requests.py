@@ -152,22 +152,26 @@ class ListQuery:
     states: tuple[OperationState, ...]
     kind: str | None
     top: int
-    after: tuple[str, str] | None  # (createdAt, id) of the last item already returned
+    continuation: str | None  # the task hub's token for the next page (None: the first)
 
 
-def encode_continuation(created_at: str, operation_id: str) -> str:
-    """An opaque token for "the items after this one"."""
-    raw = json.dumps({"c": created_at, "i": operation_id}, separators=(",", ":")).encode()
+def encode_continuation(hub_token: str) -> str:
+    """Our opaque token for "the page after this one": the task hub's own continuation
+    token (the management API's `x-ms-continuation-token`), wrapped so a client cannot
+    mistake it for something to build or edit."""
+    raw = json.dumps({"v": 1, "h": hub_token}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_continuation(token: str) -> tuple[str, str]:
-    """The (createdAt, id) a continuation token stands for; BadRequest if it is not ours."""
+def decode_continuation(token: str) -> str:
+    """The task hub token a continuation token stands for; BadRequest if it is not ours."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw)
-        return str(data["c"]), str(data["i"])
-    except (binascii.Error, ValueError, KeyError, TypeError):
+        if data.get("v") != 1 or not isinstance(data["h"], str) or not data["h"]:
+            raise ValueError("not a version 1 token")
+        return str(data["h"])
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise BadRequest(
             400,
             "invalid-query",
@@ -204,11 +208,13 @@ def parse_list_query(params: dict[str, str]) -> ListQuery:
             top = 0
         if not 1 <= top <= MAX_TOP:
             problems.append({"field": "top", "detail": f"must be an integer from 1 to {MAX_TOP}"})
-    after = None
+    continuation = None
     token = params.get("continuationToken")
     if token:
-        after = decode_continuation(token)
+        continuation = decode_continuation(token)
     if problems:
         names = ", ".join(p["field"] for p in problems)
         raise BadRequest(400, "invalid-query", f"Bad query parameters ({names}).", errors=problems)
-    return ListQuery(states=tuple(dict.fromkeys(states)), kind=kind, top=top, after=after)
+    return ListQuery(
+        states=tuple(dict.fromkeys(states)), kind=kind, top=top, continuation=continuation
+    )

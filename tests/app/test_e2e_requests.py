@@ -23,6 +23,7 @@ def _problem(response_status: int, response: object) -> dict[str, object]:
     body = json_of(response)
     assert body["status"] == response_status
     assert body["type"] and body["title"] and body["detail"]
+    assert body["message"] == body["detail"]
     return body
 
 
@@ -150,6 +151,7 @@ def test_a_bad_idempotency_key_is_400(app_host: AppHost) -> None:
 @pytest.mark.parametrize("operation_id", ["0" * 32, "not-an-operation", "a" * 100])
 def test_unknown_operation_is_404_everywhere(app_host: AppHost, operation_id: str) -> None:
     _problem(404, app_host.http.get(f"{app_host.api}/{operation_id}"))
+    _problem(404, app_host.http.get(f"{app_host.api}/{operation_id}/status"))
     _problem(404, app_host.http.get(f"{app_host.api}/{operation_id}/result"))
     _problem(404, app_host.http.delete(f"{app_host.api}/{operation_id}"))
 
@@ -188,6 +190,32 @@ def test_list_filters_by_kind_and_status_and_pages_with_continuation(app_host: A
     assert len(seen) == len(set(seen))
     assert pages >= 2
     for operation_id in ids:
+        app_host.http.delete(f"{app_host.api}/{operation_id}")
+
+
+def test_list_pages_reach_every_operation_across_task_hub_pages(app_host: AppHost) -> None:
+    # Reports between the approvals: a page of approvals takes several hub pages.
+    approvals = set()
+    for _ in range(4):
+        started = app_host.start("approval", {"subject": "paged", "timeoutSeconds": 600})
+        approvals.add(json_of(started)["id"])
+        app_host.start("report", {"rows": 10, "partitions": 1})
+    for operation_id in approvals:
+        app_host.wait_for(operation_id, {"Running"})
+
+    seen: list[str] = []
+    url: str | None = f"{app_host.api}?kind=approval&top=1"
+    while url:
+        page = json_of(app_host.http.get(url))
+        assert len(page["value"]) <= 1
+        assert all(item["kind"] == "approval" for item in page["value"])
+        seen.extend(item["id"] for item in page["value"])
+        url = page["nextLink"]
+    assert approvals <= set(seen)
+    assert len(seen) == len(set(seen))
+    everything = json_of(app_host.http.get(app_host.api, params={"top": 1000}))
+    assert {item["id"] for item in everything["value"]} >= approvals
+    for operation_id in approvals:
         app_host.http.delete(f"{app_host.api}/{operation_id}")
 
 

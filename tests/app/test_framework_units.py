@@ -323,14 +323,23 @@ def test_etag_comparison_is_weak_and_handles_lists() -> None:
 
 
 def test_list_query_and_continuation_round_trip() -> None:
-    token = encode_continuation("2026-01-01T00:00:00Z", "abc")
+    hub_token = '{"partition": "x", "row": "y+/="}'
+    token = encode_continuation(hub_token)
     query = parse_list_query({"status": "running,Failed", "top": "5", "continuationToken": token})
     assert query.states == (OperationState.RUNNING, OperationState.FAILED)
     assert query.top == 5
-    assert query.after == ("2026-01-01T00:00:00Z", "abc")
-    assert decode_continuation(token) == ("2026-01-01T00:00:00Z", "abc")
-    with pytest.raises(BadRequest):
-        decode_continuation("bm90IGpzb24")
+    assert query.continuation == hub_token
+    assert decode_continuation(token) == hub_token
+    forged = [
+        "bm90IGpzb24",  # not JSON
+        "W10",  # [] : JSON, not ours
+        "eyJ2IjoyLCJoIjoieCJ9",  # {"v":2,"h":"x"} : another version
+        "eyJ2IjoxLCJoIjoiIn0",  # {"v":1,"h":""} : an empty hub token
+        "!!!",
+    ]
+    for bad in forged:
+        with pytest.raises(BadRequest):
+            decode_continuation(bad)
 
 
 # ------------------------------------------------------------------- webhooks
