@@ -63,6 +63,9 @@ def test_keys_are_required_and_carried_into_the_operation_links(
         body = json_of(started)
         assert body["operationUri"].endswith(f"/{body['id']}?code={HOST_KEY}")
         assert body["resultUri"].endswith(f"/{body['id']}/result?code={HOST_KEY}")
+        assert body["statusUri"].endswith(f"/{body['id']}/status?code={HOST_KEY}")
+        assert started.headers["Location"] == body["operationUri"]
+        assert started.headers["Operation-Location"] == body["statusUri"]
 
         assert host.http.get(body["operationUri"].split("?")[0]).status_code == 401
 
@@ -74,6 +77,10 @@ def test_keys_are_required_and_carried_into_the_operation_links(
         final = eventually(ended, timeout=30)
         assert final["resultUri"] == body["resultUri"]
         assert http.get(final["resultUri"]).json()["rows"] == 10
+        assert http.get(body["statusUri"]).json()["status"] == "Succeeded"
+        # The output is stored in the history: the key never goes into it.
+        built_in = json_of(http.get(body["statusQueryGetUri"]))
+        assert built_in["output"]["resultUri"] == body["resultUri"].split("?")[0]
 
         by_header = http.get(host.api, headers={"x-functions-key": HOST_KEY})
         assert by_header.status_code == 200

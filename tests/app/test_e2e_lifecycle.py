@@ -156,13 +156,15 @@ def test_ingest_that_keeps_failing_reads_failed_with_a_problem(app_host: AppHost
         attempts = len(dead.requests)
     assert final["status"] == "Failed"
     error = final["error"]
-    assert error["status"] == 500
+    assert error["status"] == 422
     assert error["title"] and error["type"]
     assert "503" in error["detail"]
+    assert error["message"] == error["detail"]
     assert attempts == 4
 
     monitor = app_host.http.get(started["operationUri"])
-    assert monitor.status_code == 200
+    assert monitor.status_code == 422
+    assert json_of(monitor)["detail"] == error["detail"]
     result = app_host.http.get(started["resultUri"])
     assert result.status_code == 404
 

@@ -50,6 +50,7 @@ def test_the_running_api_matches_the_spec(app_host: AppHost, spec: dict[str, Any
     app_host.wait_for(report["id"])
     api.check(http.get(report["operationUri"]))
     api.check(http.get(report["operationUri"], params={"redirect": "false"}))
+    api.check(http.get(report["statusUri"]))
     result = api.check(http.get(report["resultUri"]))
     api.check(http.get(report["resultUri"], headers={"Accept": "text/csv"}))
     api.check(http.get(report["resultUri"], headers={"If-None-Match": result.headers["ETag"]}))
@@ -61,6 +62,7 @@ def test_the_running_api_matches_the_spec(app_host: AppHost, spec: dict[str, Any
     )
     app_host.wait_for(approval["id"], {"Running"})
     api.check(http.get(approval["operationUri"]))
+    api.check(http.get(approval["statusUri"]))
     api.check(http.get(approval["resultUri"]))
     api.check(http.post(f"{approval['operationUri']}/approve", json={"approved": 1}))
     api.check(http.post(f"{approval['operationUri']}/approve", json={"approved": True, "by": "a"}))
@@ -75,6 +77,7 @@ def test_the_running_api_matches_the_spec(app_host: AppHost, spec: dict[str, Any
     api.check(http.delete(canceled["operationUri"]))
     app_host.wait_for(canceled["id"])
     api.check(http.get(canceled["operationUri"]))
+    api.check(http.get(canceled["statusUri"]))
 
     with run_peer([200], b"payload") as source:
         ingest = json_of(api.check(app_host.start("ingest", {"urls": [source.url]})))
@@ -84,6 +87,7 @@ def test_the_running_api_matches_the_spec(app_host: AppHost, spec: dict[str, Any
         failed = json_of(api.check(app_host.start("ingest", {"urls": [missing.url]})))
         app_host.wait_for(failed["id"])
     api.check(http.get(failed["operationUri"]))
+    api.check(http.get(failed["statusUri"]))
 
     key = {"Idempotency-Key": str(uuid.uuid4())}
     api.check(app_host.start("report", {"rows": 5}, **key))
@@ -101,6 +105,7 @@ def test_the_running_api_matches_the_spec(app_host: AppHost, spec: dict[str, Any
     )
     unknown = f"{base}/{'0' * 32}"
     api.check(http.get(unknown))
+    api.check(http.get(f"{unknown}/status"))
     api.check(http.get(f"{unknown}/result"))
     api.check(http.delete(unknown))
     api.check(http.get(base, params={"top": "2"}))
@@ -111,6 +116,10 @@ def test_the_running_api_matches_the_spec(app_host: AppHost, spec: dict[str, Any
     for expected in [
         ("get", "/api/operations/{id}", 200),
         ("get", "/api/operations/{id}", 303),
+        ("get", "/api/operations/{id}", 409),
+        ("get", "/api/operations/{id}", 422),
+        ("get", "/api/operations/{id}/status", 200),
+        ("get", "/api/operations/{id}/status", 404),
         ("get", "/api/operations/{id}/result", 304),
         ("delete", "/api/operations/{id}", 409),
         ("post", "/api/operations/report", 422),

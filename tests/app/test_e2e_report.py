@@ -29,11 +29,12 @@ def test_start_answers_202_with_location_retry_after_and_status_urls(app_host: A
     assert response.status_code == 202
     body = json_of(response)
     assert set(body) >= BUILT_IN_LINKS
-    assert response.headers["Location"] == body["statusQueryGetUri"]
     assert int(response.headers["Retry-After"]) >= 1
     assert body["operationUri"] == f"{app_host.api}/{body['id']}"
+    assert body["statusUri"] == f"{app_host.api}/{body['id']}/status"
     assert body["resultUri"] == f"{app_host.api}/{body['id']}/result"
-    assert response.headers["Operation-Location"] == body["operationUri"]
+    assert response.headers["Location"] == body["operationUri"]
+    assert response.headers["Operation-Location"] == body["statusUri"]
     # The built-in status URL really answers for this instance.
     built_in = app_host.http.get(body["statusQueryGetUri"])
     assert built_in.status_code in (200, 202)
