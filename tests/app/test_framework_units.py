@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -232,22 +233,26 @@ def test_status_body_of_a_succeeded_and_a_failed_operation() -> None:
 
 def test_canceled_and_running_operations_as_the_monitor_answers_them() -> None:
     links = OperationLinks("http://h/api/operations")
-    fields = {"operation_id": "abc", "kind": "approval", "output": None, "links": links}
-    canceled = status_body(
-        runtime_status="Terminated", custom_status=None, created=None, updated=None, **fields
-    )
+
+    def body_of(runtime_status: str, custom_status: Any) -> dict[str, Any]:
+        return status_body(
+            operation_id="abc",
+            kind="approval",
+            runtime_status=runtime_status,
+            custom_status=custom_status,
+            output=None,
+            created=None,
+            updated=None,
+            links=links,
+        )
+
+    canceled = body_of("Terminated", None)
     problem = ended_problem(canceled)
     assert problem is not None
     assert (problem["status"], problem["operationStatus"]) == (409, "Canceled")
     assert problem["type"].endswith("operation-canceled")
     assert problem["message"] == problem["detail"]
-    running = status_body(
-        runtime_status="Running",
-        custom_status={"fraction": 0.456, "message": "m"},
-        created=None,
-        updated=None,
-        **fields,
-    )
+    running = body_of("Running", {"fraction": 0.456, "message": "m"})
     assert running["percentComplete"] == 46
     assert ended_problem(running) is None
 
