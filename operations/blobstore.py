@@ -11,7 +11,8 @@ records live in the state container:
 
 Locally the connection is `AzureWebJobsStorage` (`UseDevelopmentStorage=true` means
 Azurite on 127.0.0.1:10000); in Azure `AzureWebJobsStorage__blobServiceUri` (or
-`__accountName`) with DefaultAzureCredential, no keys.
+`__accountName`) with DefaultAzureCredential, no keys. Large results leave by a read-only
+SAS URL (`result_read_url`), signed as `operations.blobsas` describes.
 """
 
 from __future__ import annotations
@@ -22,12 +23,31 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings, ExponentialRetry
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import (
+    BlobServiceClient,
+    ContainerClient,
+    ContentSettings,
+    ExponentialRetry,
+    UserDelegationKey,
+)
 
+from operations.blobsas import (
+    AccountKeySigner,
+    BlobSasSigner,
+    UserDelegationKeyCache,
+    UserDelegationSigner,
+    read_url,
+)
 from operations.errors import StorageConfigurationError
 from operations.kinds import RESULT_EXTENSIONS
 from operations.settings import get_int, get_setting
@@ -36,6 +56,7 @@ __all__ = [
     "BlobStore",
     "JsonRecord",
     "ResultBlob",
+    "ResultInfo",
     "file_blob_name",
     "idempotency_blob_name",
     "result_blob_name",
@@ -94,6 +115,16 @@ class ResultBlob:
 
 
 @dataclass(frozen=True, slots=True)
+class ResultInfo:
+    """A result blob's metadata, read without its bytes."""
+
+    name: str
+    content_type: str
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class JsonRecord:
     """A small JSON blob and the ETag it was read at (for conditional replace)."""
 
@@ -132,6 +163,34 @@ def _service_from_settings() -> BlobServiceClient:
     )
 
 
+def _sas_signer(service: BlobServiceClient) -> BlobSasSigner:
+    """The signer that matches how the service client authenticates."""
+    credential = service.credential
+    account_key = getattr(credential, "account_key", None)
+    if account_key:
+        return AccountKeySigner(service.account_name or "", account_key)
+    if hasattr(credential, "get_token"):
+
+        def fetch(start: datetime, expiry: datetime) -> UserDelegationKey:
+            try:
+                return service.get_user_delegation_key(start, expiry)
+            except HttpResponseError as error:
+                if error.status_code != 403:
+                    raise
+                # Not transient (a 503 would say "retry"): the identity lacks the role.
+                raise StorageConfigurationError(
+                    "the app's identity may not request a user delegation key to sign result "
+                    "links; grant it Storage Blob Data Owner (or Storage Blob Delegator) on "
+                    "the storage account, which infra/ does"
+                ) from error
+
+        return UserDelegationSigner(service.account_name or "", UserDelegationKeyCache(fetch))
+    raise StorageConfigurationError(
+        "result links need a storage connection string with an AccountKey, or an identity "
+        "(AzureWebJobsStorage__blobServiceUri); a SAS-only connection string cannot sign them"
+    )
+
+
 class BlobStore:
     """Results and records in two containers, each created on first use."""
 
@@ -143,6 +202,8 @@ class BlobStore:
         self._results_name = results
         self._state_name = state
         self._ready: set[str] = set()
+        self._signer: BlobSasSigner | None = None
+        self._signer_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls) -> BlobStore:
@@ -205,6 +266,43 @@ class BlobStore:
             etag=str(properties.etag),
             size=int(properties.size),
             chunks=downloader.chunks(),
+        )
+
+    def result_info(self, name: str) -> ResultInfo | None:
+        """A result blob's size, type and ETag without its bytes, or None if it is missing."""
+        try:
+            properties = self.results.get_blob_client(name).get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+        return ResultInfo(
+            name=name,
+            content_type=properties.content_settings.content_type or "application/octet-stream",
+            etag=str(properties.etag),
+            size=int(properties.size),
+        )
+
+    def result_read_url(
+        self,
+        name: str,
+        *,
+        lifetime: timedelta,
+        content_type: str | None = None,
+        now: datetime | None = None,
+    ) -> str:
+        """A read-only SAS URL of a result blob, valid for `lifetime` from `now`.
+
+        On storage's own origin (Azurite: http://127.0.0.1:10000/devstoreaccount1/...);
+        `content_type` overrides the Content-Type storage answers with.
+        """
+        with self._signer_lock:
+            if self._signer is None:
+                self._signer = _sas_signer(self._service)
+        return read_url(
+            self.results.get_blob_client(name),
+            self._signer,
+            now=now or datetime.now(UTC),
+            lifetime=lifetime,
+            content_type=content_type,
         )
 
     def result_etag(self, name: str) -> str | None:

@@ -64,6 +64,24 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest accepted start-request body, in bytes; bigger bodies answer 413.",
     ),
     Setting(
+        "OPS_RESULT_REDIRECT_BYTES",
+        "4194304",
+        "Results larger than this many bytes (4 MiB) answer GET .../result with a 302 to a "
+        "short-lived read-only SAS URL of the blob instead of passing through the app.",
+    ),
+    Setting(
+        "OPS_RESULT_INLINE_MAX_BYTES",
+        "67108864",
+        "Largest result (64 MiB) the app sends itself, even when a client asks for it inline "
+        "with ?redirect=false: the Python worker holds an HTTP body in memory.",
+    ),
+    Setting(
+        "OPS_RESULT_LINK_SECONDS",
+        "600",
+        "Lifetime of a result's SAS URL, 60 to 3600 seconds: long enough to start the "
+        "download (a started download finishes), short enough that a leaked URL soon dies.",
+    ),
+    Setting(
         "OPS_RETRY_AFTER_SECONDS",
         "2",
         "Retry-After sent with 202 and with the status of a running operation.",

@@ -1,4 +1,6 @@
-"""GET /api/operations/{id}/result: the result blob, negotiated and revalidated."""
+"""GET /api/operations/{id}/result: the result blob, negotiated and revalidated, sent inline
+or, when large or asked for with `?redirect=true`, by a 302 to a short-lived read-only SAS
+URL of the blob (the rules are in `operations.result_delivery`)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,20 @@ import asyncio
 import azure.durable_functions as df
 import azure.functions as func
 
-from operations.handlers.common import blob_store, find_operation, retry_after
+from operations.handlers.common import bad_request, blob_store, find_operation, retry_after
 from operations.monitor import TERMINAL_STATES, OperationLinks, OperationState, operation_state
 from operations.problems import problem
-from operations.requests import choose_media_type, etag_matches
+from operations.requests import BadRequest, choose_media_type, etag_matches
+from operations.result_delivery import (
+    REDIRECT_PARAM,
+    REDIRECT_STATUS,
+    Delivery,
+    choose_delivery,
+    parse_redirect_choice,
+    result_link_lifetime,
+    served_content_type,
+)
+from operations.settings import get_int
 
 __all__ = ["get_result"]
 
@@ -18,16 +30,21 @@ __all__ = ["get_result"]
 async def get_result(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, operation_id: str
 ) -> func.HttpResponse:
-    """The result blob in the format Accept asks for, with ETag; 304 on If-None-Match."""
+    """The result blob in the format Accept asks for, with ETag; 304 on If-None-Match;
+    a 302 to the blob in storage when it is large or `?redirect=true`."""
+    try:
+        asked = parse_redirect_choice(req.params.get(REDIRECT_PARAM))
+    except BadRequest as error:
+        return bad_request(error)
     found = await find_operation(client, operation_id)
     if isinstance(found, func.HttpResponse):
         return found
     status, kind = found
     links = OperationLinks.from_request_url(req.url)
-    monitor = links.operation(operation_id)
+    monitor_link = {"Link": f'<{links.operation(operation_id)}>; rel="monitor"'}
     state = operation_state(status.runtime_status.value if status.runtime_status else None)
     if state is not OperationState.SUCCEEDED:
-        headers = {"Link": f'<{monitor}>; rel="monitor"'}
+        headers = dict(monitor_link)
         if state not in TERMINAL_STATES:
             headers["Retry-After"] = retry_after()
             detail = f"Operation {operation_id} is {state}; its result is not ready yet."
@@ -47,22 +64,46 @@ async def get_result(
         )
     store = await blob_store()
     blob_name = results[media_type]
-    if_none_match = req.headers.get("If-None-Match")
-    if if_none_match:
-        etag = await asyncio.to_thread(store.result_etag, blob_name)
-        if etag is not None and etag_matches(if_none_match, etag):
-            return func.HttpResponse(status_code=304, headers={"ETag": etag, "Vary": "Accept"})
+    # Metadata first: revalidation and the inline-or-redirect choice need no bytes, so a
+    # large result never enters the app's memory.
+    info = await asyncio.to_thread(store.result_info, blob_name)
+    if info is None:
+        return _result_missing(operation_id, blob_name, monitor_link)
+    if etag_matches(req.headers.get("If-None-Match"), info.etag):
+        return func.HttpResponse(status_code=304, headers={"ETag": info.etag, "Vary": "Accept"})
+    try:
+        delivery = choose_delivery(
+            info.size,
+            asked,
+            redirect_above=get_int("OPS_RESULT_REDIRECT_BYTES"),
+            inline_max=get_int("OPS_RESULT_INLINE_MAX_BYTES"),
+        )
+    except BadRequest as error:
+        return bad_request(error)
+    content_type = served_content_type(media_type)
+    if delivery is Delivery.REDIRECT:
+        link = await asyncio.to_thread(
+            store.result_read_url,
+            blob_name,
+            lifetime=result_link_lifetime(),
+            # Only when storage would answer otherwise (CSV is stored without a charset).
+            content_type=None if info.content_type == content_type else content_type,
+        )
+        return func.HttpResponse(
+            status_code=REDIRECT_STATUS,
+            headers={
+                "Location": link,
+                # The link is a credential that expires: no cache may keep or reuse it.
+                "Cache-Control": "no-store",
+                "Vary": "Accept",
+                **monitor_link,
+            },
+        )
     blob = await asyncio.to_thread(store.open_result, blob_name)
     if blob is None:
-        return problem(
-            404,
-            "result-missing",
-            f"Operation {operation_id} succeeded but its result blob {blob_name} is missing.",
-            headers={"Link": f'<{monitor}>; rel="monitor"'},
-        )
+        return _result_missing(operation_id, blob_name, monitor_link)
     # The v1 Python worker buffers HTTP bodies; the blob is read chunk by chunk into it.
     data = await asyncio.to_thread(lambda: b"".join(blob.chunks))
-    content_type = media_type + ("; charset=utf-8" if media_type == "text/csv" else "")
     return func.HttpResponse(
         data,
         status_code=200,
@@ -71,6 +112,17 @@ async def get_result(
             "ETag": blob.etag,
             "Content-Length": str(len(data)),
             "Vary": "Accept",
-            "Link": f'<{monitor}>; rel="monitor"',
+            **monitor_link,
         },
+    )
+
+
+def _result_missing(
+    operation_id: str, blob_name: str, monitor_link: dict[str, str]
+) -> func.HttpResponse:
+    return problem(
+        404,
+        "result-missing",
+        f"Operation {operation_id} succeeded but its result blob {blob_name} is missing.",
+        headers=monitor_link,
     )
