@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from opsclient.server_errors import failure_message
+
 if TYPE_CHECKING:
     from opsclient.model import OperationStatus
 
@@ -74,8 +76,10 @@ class OperationError(OpsClientError):
 class OperationFailed(OperationError):
     """The server reports the operation Failed.
 
-    `error` is what the server said about the failure: the problem-details object of the
-    operations monitor, or `{"detail": output}` for a Durable Functions status.
+    `error` is what the server said about the failure, in its own shape (problem details,
+    ARM/Google `{"code", "message"}`, ...) with `message` and `detail` always filled in;
+    `server_message` is that text on one line. A failure told by a 4xx answer of a status
+    URL (e.g. our monitor's 422) is reported the same way.
     """
 
     def __init__(
@@ -86,6 +90,11 @@ class OperationFailed(OperationError):
     ) -> None:
         super().__init__(message, status)
         self.error: Mapping[str, Any] = error or {}
+
+    @property
+    def server_message(self) -> str | None:
+        """The server's own words about the failure, or None when it gave none."""
+        return failure_message(self.error)
 
 
 class OperationCanceled(OperationError):

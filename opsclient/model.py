@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsclient.final_state import FinalState
 
 __all__ = ["Dialect", "Operation", "OperationStatus", "Progress", "RunState"]
 
@@ -29,8 +32,10 @@ class Dialect(StrEnum):
     """Which status protocol a status URL speaks."""
 
     DURABLE = "durable"  # Durable Functions built-in status: runtimeStatus, 202 while running
-    MONITOR = "monitor"  # our operations monitor: status + progress, 303 to the result
+    MONITOR = "monitor"  # a `status` word: our monitor, REST API guidelines, ARM, seed-style
     GENERIC = "generic"  # async request-reply: 202 + Location, then the resource
+    ARM = "arm"  # an ARM resource read while it provisions: properties.provisioningState
+    GOOGLE = "google"  # a Google-style long-running operation: name, done, response|error
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,9 @@ class Operation:
     terminate_url: str | None = None
     retry_after: float | None = None
     payload: Mapping[str, Any] = field(default_factory=dict)
+    # Where the result is once an Operation-Location/Azure-AsyncOperation poll succeeds
+    # (the ARM / REST guidelines final-state rules, opsclient.final_state); None otherwise.
+    final_state: FinalState | None = None
 
     @property
     def poll_url(self) -> str:
@@ -72,7 +80,10 @@ class OperationStatus:
     `output` is the inline result when the status carries one (Durable `output`, or the
     resource body of a generic 200/201); `result_url` where the result can be fetched
     (our `resultUri`, or the target of a 302/303/201 Location). `error` holds the server's
-    failure details when `state` is Failed. `payload` is the body as received.
+    failure details when `state` is Failed (always with `message` and `detail`). `payload`
+    is the body as received. `reported_status` is the server's own status word; when
+    opsclient does not know it, `status_recognized` is False and `state` is Running (an
+    unknown word is never taken for done).
     """
 
     state: RunState
@@ -89,6 +100,8 @@ class OperationStatus:
     result_url: str | None = None
     payload: Any = None
     http_status: int = 200
+    reported_status: str | None = None
+    status_recognized: bool = True
 
     @property
     def finished(self) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from opsclient.dialects import interpret_status, outcome_error, redact, resolve_url
+from opsclient.dialects import interpret_status, outcome_error, redact, resolve_url, response_url
 from opsclient.errors import OperationTimeout, OpsClientError
 from opsclient.model import OperationStatus
 
@@ -111,6 +111,7 @@ class StatusPoller:
         self.last_status: OperationStatus | None = None
         self._unhinted_polls = 0
         self._last_seen: tuple[Any, ...] | None = None
+        self._warned_unknown_word = False
 
     def remaining(self, now: float) -> float | None:
         """Seconds left before the deadline; None without one."""
@@ -146,12 +147,14 @@ class StatusPoller:
             status = replace(status, id=self.operation_id)
         changed = self._note_progress(status)
         self.last_status = status
+        if not status.status_recognized:
+            self._warn_unknown_word(status)
         if status.state.finished:
             failure = outcome_error(status)
             return Done(status, changed) if failure is None else Stop(failure, status, changed)
         delay = self._delay_for(response, wall_now)
         if status.http_status == 202 and (location := response.headers.get("location")):
-            self.url = resolve_url(self.url, location)
+            self.url = resolve_url(response_url(response, self.url), location)
         if self.deadline is not None:
             remaining = self.deadline - now
             if remaining <= 0:
@@ -159,6 +162,19 @@ class StatusPoller:
             # One last poll exactly at the deadline rather than giving up early.
             delay = min(delay, remaining)
         return Wait(self.url, delay, status, changed)
+
+    def _warn_unknown_word(self, status: OperationStatus) -> None:
+        # Once per wait: a server with its own word for "running" would otherwise log a
+        # warning on every poll.
+        if self._warned_unknown_word:
+            return
+        self._warned_unknown_word = True
+        log.warning(
+            "%s reports status %r, which opsclient does not know; treating the operation as "
+            "still running (it is never taken for done)",
+            redact(status.url),
+            status.reported_status,
+        )
 
     def _delay_for(self, response: httpx.Response, wall_now: datetime) -> float:
         hinted = parse_retry_after(

@@ -24,9 +24,11 @@ from opsclient.dialects import (
     decode_body,
     decode_json,
     error_for_response,
+    operation_error_for_response,
     outcome_error,
     redact,
     resolve_url,
+    response_url,
     status_from_body,
 )
 from opsclient.errors import (
@@ -132,7 +134,11 @@ class ClientCore:
         return resolve_url(self.base_url, path)
 
     def as_operation(self, target: OperationRef) -> Operation:
-        """Any reference to an operation as an `Operation` handle."""
+        """Any reference to an operation as an `Operation` handle.
+
+        A string is an operation id only when it has no `/`: a relative URL such as a
+        `Location: /v1/reports/42` is resolved against `base_url`, never taken for an id.
+        """
         if isinstance(target, Operation):
             return target
         if isinstance(target, OperationStatus):
@@ -144,6 +150,13 @@ class ClientCore:
             )
         if not isinstance(target, str) or not target.strip():
             raise ConfigurationError(f"expected an Operation, a status URL or an id: {target!r}")
+        if not target.startswith(("http://", "https://")) and _is_relative_url(target):
+            if self.base_url is None:
+                raise ConfigurationError(
+                    f"{target!r} is a relative URL: resolving it needs base_url "
+                    "(or pass the absolute URL)"
+                )
+            target = resolve_url(self.base_url, target)
         if target.startswith(("http://", "https://")):
             path = httpx.URL(target).path
             if ours := _MONITOR_PATH.match(path):
@@ -228,10 +241,12 @@ class ClientCore:
         body = decode_json(response, spec.url)
         location = response.headers.get("location")
         payload: Mapping[str, Any] = body if isinstance(body, dict) else {}
+        # Links are relative to the URL that answered (the last one, after any redirect).
+        base = response_url(response, spec.url)
 
         def link(key: str) -> str | None:
             value = payload.get(key)
-            return resolve_url(spec.url, value) if isinstance(value, str) and value else None
+            return resolve_url(base, value) if isinstance(value, str) and value else None
 
         def template(key: str) -> str | None:
             # Kept verbatim: parsing would percent-encode the {eventName}/{text} placeholders.
@@ -241,12 +256,15 @@ class ClientCore:
             return value if value.startswith(("http://", "https://")) else link(key)
 
         status_url = link("statusQueryGetUri") or (
-            resolve_url(spec.url, location) if location else None
+            resolve_url(base, location) if location else None
         )
-        # Azure-style APIs name their status monitor in an Operation-Location header.
-        monitor_header = response.headers.get("operation-location")
+        # Azure-style APIs name their status monitor in an Operation-Location header (ARM
+        # in Azure-AsyncOperation): it reports Failed/Canceled, which Location may not.
+        monitor_header = response.headers.get("operation-location") or response.headers.get(
+            "azure-asyncoperation"
+        )
         operation_url = link("operationUri") or (
-            resolve_url(spec.url, monitor_header) if monitor_header else None
+            resolve_url(base, monitor_header) if monitor_header else None
         )
         if status_url is None and operation_url is None:
             raise ProtocolError(
@@ -316,12 +334,17 @@ class ClientCore:
             raise ProtocolError(
                 f"{redact(spec.url)}: more than {_MAX_REDIRECTS} redirects", url=spec.url
             )
-        return spec.with_url(resolve_url(spec.url, location))
+        return spec.with_url(resolve_url(response_url(response, spec.url), location))
 
     def check_result(self, response: httpx.Response, spec: RequestSpec) -> None:
-        """Raise when a result answer is an error (e.g. 404 while not ready, 410 expired)."""
+        """Raise when a result answer is an error (e.g. 404 while not ready, 410 expired).
+
+        An error that names the operation's end (our 422 `operationStatus: "Failed"`, 409
+        Canceled) raises OperationFailed/OperationCanceled with the server's message.
+        """
         if response.status_code >= 400:
-            raise error_for_response(response, spec.url, spec.method)
+            ended = operation_error_for_response(response, spec.url)
+            raise ended or error_for_response(response, spec.url, spec.method)
         if response.status_code not in (200, 203):
             raise ProtocolError(
                 f"GET {redact(spec.url)} answered {response.status_code} where the result "
@@ -442,7 +465,7 @@ class ClientCore:
     ) -> RequestSpec | None:
         if isinstance(body, dict):
             if isinstance(link := body.get("nextLink"), str) and link:
-                return RequestSpec("GET", resolve_url(spec.url, link))
+                return RequestSpec("GET", resolve_url(response_url(response, spec.url), link))
             token = body.get("continuationToken") or body.get("continuation")
             if isinstance(token, str) and token:
                 params = {**(spec.params or {}), "continuationToken": token}
@@ -495,6 +518,11 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     parsed = httpx.URL(url)
     port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
     return parsed.scheme, parsed.host.lower(), port
+
+
+def _is_relative_url(target: str) -> bool:
+    # Operation ids (ours are UUIDs, Durable instance ids too) never hold a `/`; a path does.
+    return "/" in target or target.startswith(".")
 
 
 def _durable_action_url(status_url: str, action: str) -> str | None:
