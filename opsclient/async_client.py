@@ -13,16 +13,24 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 import stamina
 
 from opsclient.auth import TokenSlot
 from opsclient.clock import Clock, SystemClock
+from opsclient.continuation import decode_operation
+from opsclient.defaults import DEFAULT_RESULT_GRACE, DEFAULT_WAIT_TIMEOUT, RESULT_CACHE_ENTRIES
 from opsclient.dialects import interpret_status, redact
 from opsclient.errors import OperationTimeout, OpsClientError, RequestError, WaitCanceled
-from opsclient.model import Operation, OperationStatus
+from opsclient.final_state import (
+    FinalStateVia,
+    apply_final_state,
+    monitor_final_state,
+    operation_from_response,
+)
+from opsclient.model import Operation, OperationStatus, RunState
 from opsclient.polling import Done, PollingPolicy, StatusPoller, Stop
 from opsclient.protocol import (
     ClientCore,
@@ -33,7 +41,17 @@ from opsclient.protocol import (
     describe,
     inline_bytes,
 )
+from opsclient.result_fetching import (
+    MissingResultGrace,
+    ResultCache,
+    decode_result,
+    inline_response,
+    read_initial,
+)
 from opsclient.retries import RetryPolicy, retry_decision
+
+if TYPE_CHECKING:
+    from opsclient.poller import AsyncOperationPoller
 
 __all__ = ["AsyncOperationsClient", "AsyncProgressCallback", "AsyncTokenProvider"]
 
@@ -69,6 +87,8 @@ class AsyncOperationsClient:
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
         headers: Mapping[str, str] | None = None,
+        result_grace: float = DEFAULT_RESULT_GRACE,
+        result_cache_size: int = RESULT_CACHE_ENTRIES,
     ) -> None:
         self._core = ClientCore(
             base_url, function_key=function_key, has_token=token_provider is not None
@@ -80,6 +100,8 @@ class AsyncOperationsClient:
         self._token_provider = token_provider
         self._tokens = TokenSlot()
         self._token_lock = asyncio.Lock()
+        self._result_grace = result_grace
+        self._results = ResultCache(max_entries=result_cache_size)
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=timeout,
@@ -118,14 +140,16 @@ class AsyncOperationsClient:
         )
         async with self._exchange(spec) as response:
             operation = self._core.read_start(response, spec, self._clock.wall())
+            operation = monitor_final_state(operation, response, spec.method, spec.url)
         log.info("started %s operation %s", kind, operation.id or redact(operation.status_url))
         return operation
 
     async def get(self, operation: OperationRef) -> OperationStatus:
         """The operation's status now, without waiting (Failed is returned, not raised)."""
-        url = self._core.as_operation(operation).poll_url
+        handle = self._core.as_operation(operation)
+        url = handle.poll_url
         async with self._exchange(self._core.status_request(url)) as response:
-            return interpret_status(response, url)
+            return apply_final_state(interpret_status(response, url), handle.final_state)
 
     async def wait(
         self,
@@ -133,17 +157,39 @@ class AsyncOperationsClient:
         *,
         # Same signature as the sync twin; the budget is measured on the injectable clock
         # and ends in OperationTimeout (with the last status), which asyncio.timeout cannot.
-        timeout: float | None = None,  # noqa: ASYNC109
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,  # noqa: ASYNC109
         on_progress: AsyncProgressCallback | None = None,
         cancel: asyncio.Event | None = None,
         cancel_remote: bool = False,
+        final_url: str | None = None,
     ) -> OperationStatus:
         """Poll until the operation finishes; returns the final (succeeded) status.
 
         Raises OperationFailed, OperationCanceled, or OperationTimeout after `timeout`
-        seconds in total. Cancel the task (or set `cancel`, which raises WaitCanceled) to
-        stop waiting; with `cancel_remote` the operation is canceled on the server too.
+        seconds in total (an hour by default; None waits for ever). Cancel the task (or set
+        `cancel`, which raises WaitCanceled) to stop waiting; with `cancel_remote` the
+        operation is canceled on the server too. `final_url`: see the sync `wait`.
         """
+        return await self._wait(
+            operation,
+            timeout=timeout,
+            on_progress=on_progress,
+            cancel=cancel,
+            cancel_remote=cancel_remote,
+            final_url=final_url,
+        )
+
+    async def _wait(
+        self,
+        operation: OperationRef,
+        *,
+        timeout: float | None,  # noqa: ASYNC109
+        on_progress: AsyncProgressCallback | None = None,
+        cancel: asyncio.Event | None = None,
+        cancel_remote: bool = False,
+        final_url: str | None = None,
+        on_poll: Callable[[OperationStatus], object] | None = None,
+    ) -> OperationStatus:
         handle = self._core.as_operation(operation)
         clock = self._clock
         deadline = None if timeout is None else clock.monotonic() + timeout
@@ -167,13 +213,15 @@ class AsyncOperationsClient:
                     if (late := poller.timed_out(clock.monotonic())) is not None:
                         raise late from failure
                     raise
+                if on_poll is not None and step.status is not None:
+                    on_poll(step.status)
                 if step.progress_changed and on_progress is not None and step.status is not None:
                     outcome = on_progress(step.status)
                     if inspect.isawaitable(outcome):
                         await outcome
                 if isinstance(step, Done):
                     log.info("operation %s succeeded", step.status.id or redact(poller.url))
-                    return step.status
+                    return apply_final_state(step.status, handle.final_state, final_url=final_url)
                 if isinstance(step, Stop):
                     raise step.error
                 log.debug(
@@ -194,16 +242,15 @@ class AsyncOperationsClient:
 
         `accept` picks a representation when the server offers several (e.g. `text/csv`).
         """
-        source = await self._result_source(operation)
+        source, succeeded = await self._result_source(operation)
         if isinstance(source, Inline):
             return source.value
-        async with self._follow(accepting(source, accept)) as (response, final):
-            return self._core.read_result(response, final)
+        return decode_result(await self._fetch_result(accepting(source, accept), grace=succeeded))
 
     async def download(self, operation: OperationRef, path: str | os.PathLike[str]) -> Path:
         """Stream the result to `path` (atomically: a broken download leaves no file)."""
         target = Path(path)
-        source = await self._result_source(operation)
+        source, _ = await self._result_source(operation)
         fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         try:
             # Plain file writes: chunks are small and local disks fast; not worth a thread.
@@ -232,13 +279,13 @@ class AsyncOperationsClient:
         *,
         idempotency_key: str | None = None,
         callback_url: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (see wait)
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,  # noqa: ASYNC109 (see wait)
         on_progress: AsyncProgressCallback | None = None,
         cancel: asyncio.Event | None = None,
         cancel_remote: bool = False,
         accept: str | None = None,
     ) -> Any:
-        """Start, wait and fetch the result: the one-liner for scripts."""
+        """Start, wait (an hour at most by default) and fetch the result: for scripts."""
         operation = await self.start(
             kind, input, idempotency_key=idempotency_key, callback_url=callback_url
         )
@@ -249,11 +296,105 @@ class AsyncOperationsClient:
             cancel=cancel,
             cancel_remote=cancel_remote,
         )
+        return await self._result_of(operation, final, accept)
+
+    # -- any 202 ---------------------------------------------------------------------------
+
+    async def follow(
+        self,
+        response: httpx.Response,
+        *,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,  # noqa: ASYNC109 (see wait)
+        accept: str | None = None,
+        final_state_via: FinalStateVia | str | None = None,
+        on_progress: AsyncProgressCallback | None = None,
+        cancel: asyncio.Event | None = None,
+    ) -> Any:
+        """The final result of the operation any API started with `response` (see the
+        sync `follow`): parsed JSON, text or bytes."""
+        final = await self.follow_response(
+            response,
+            timeout=timeout,
+            accept=accept,
+            final_state_via=final_state_via,
+            on_progress=on_progress,
+            cancel=cancel,
+        )
+        return decode_result(final)
+
+    async def follow_response(
+        self,
+        response: httpx.Response,
+        *,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,  # noqa: ASYNC109 (see wait)
+        accept: str | None = None,
+        final_state_via: FinalStateVia | str | None = None,
+        on_progress: AsyncProgressCallback | None = None,
+        cancel: asyncio.Event | None = None,
+    ) -> httpx.Response:
+        """Like `follow`, but the final answer itself (read); see the sync twin."""
+        await response.aread()
+        operation = operation_from_response(
+            read_initial(response), final_state_via=final_state_via, now=self._clock.wall()
+        )
+        if operation is None:
+            return response
+        final = await self.wait(operation, timeout=timeout, on_progress=on_progress, cancel=cancel)
         source = self._core.result_plan(operation, final)
         if isinstance(source, Inline):
-            return source.value
-        async with self._follow(accepting(source, accept)) as (response, spec):
-            return self._core.read_result(response, spec)
+            return inline_response(source.value)
+        return await self._fetch_result(accepting(source, accept), grace=True)
+
+    # -- AsyncLROPoller-style --------------------------------------------------------------
+
+    async def begin(
+        self,
+        kind: str,
+        input: Any,
+        *,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,  # noqa: ASYNC109 (see wait)
+        accept: str | None = None,
+    ) -> AsyncOperationPoller:
+        """Start an operation; returns a poller already polling it in a task."""
+        from opsclient.poller import AsyncOperationPoller
+
+        operation = await self.start(
+            kind, input, idempotency_key=idempotency_key, callback_url=callback_url
+        )
+        return AsyncOperationPoller(self, operation, timeout=timeout, accept=accept)
+
+    async def begin_follow(
+        self,
+        response: httpx.Response,
+        *,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,  # noqa: ASYNC109 (see wait)
+        accept: str | None = None,
+        final_state_via: FinalStateVia | str | None = None,
+    ) -> AsyncOperationPoller:
+        """A poller for the operation `response` (any API's 202) started; see `follow`."""
+        from opsclient.poller import AsyncOperationPoller
+
+        await response.aread()
+        operation = operation_from_response(
+            read_initial(response), final_state_via=final_state_via, now=self._clock.wall()
+        )
+        if operation is None:
+            return AsyncOperationPoller.finished(self, decode_result(response))
+        return AsyncOperationPoller(self, operation, timeout=timeout, accept=accept)
+
+    def poller_from_continuation_token(
+        self,
+        token: str,
+        *,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        accept: str | None = None,
+    ) -> AsyncOperationPoller:
+        """Resume polling from a `continuation_token()` (call it inside the event loop)."""
+        from opsclient.poller import AsyncOperationPoller
+
+        return AsyncOperationPoller(self, decode_operation(token), timeout=timeout, accept=accept)
 
     async def cancel(
         self, operation: OperationRef, *, reason: str = "canceled by opsclient"
@@ -272,12 +413,48 @@ class AsyncOperationsClient:
 
     # -- I/O -------------------------------------------------------------------------------
 
-    async def _result_source(self, operation: OperationRef) -> Inline | RequestSpec:
+    async def _result_source(self, operation: OperationRef) -> tuple[Inline | RequestSpec, bool]:
+        """Where the result is, and whether a status said Succeeded (a 404 is then waited)."""
         handle = self._core.as_operation(operation)
         status = operation if isinstance(operation, OperationStatus) else None
         if status is None and handle.result_url is None:
             status = await self.get(handle)
-        return self._core.result_plan(handle, status)
+        succeeded = status is not None and status.state is RunState.SUCCEEDED
+        return self._core.result_plan(handle, status), succeeded
+
+    async def _result_of(
+        self, operation: Operation, final: OperationStatus, accept: str | None
+    ) -> Any:
+        """The result of `operation` once `final` (its succeeded status) was read."""
+        source = self._core.result_plan(operation, final)
+        if isinstance(source, Inline):
+            return source.value
+        return decode_result(await self._fetch_result(accepting(source, accept), grace=True))
+
+    async def _fetch_result(self, spec: RequestSpec, *, grace: bool) -> httpx.Response:
+        """GET a result, read; see the sync twin (cache revalidation, 404 grace)."""
+        clock = self._clock
+        missing = MissingResultGrace(self._result_grace if grace else 0.0, self._polling)
+        while True:
+            hops, current = 0, spec
+            while True:
+                conditional, cached = self._results.conditional(current)
+                async with self._exchange(conditional) as response:
+                    if response.status_code == 304 and cached is not None:
+                        return cached.as_response(response.request)
+                    following = self._core.redirect(response, current, hops)
+                    if following is None:
+                        delay = missing.retry_delay(
+                            response, now=clock.monotonic(), wall_now=clock.wall()
+                        )
+                        if delay is None:
+                            self._core.check_result(response, current)
+                            self._results.remember(current, response)
+                            return response
+                        break
+                current, hops = following, hops + 1
+            log.info("%s answered 404 after success; asking again in %.2fs", spec.url, delay)
+            await clock.sleep_async(delay)
 
     @contextlib.asynccontextmanager
     async def _follow(

@@ -12,16 +12,29 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 import stamina
 
 from opsclient.auth import TokenSlot
 from opsclient.clock import Clock, SystemClock
+from opsclient.continuation import decode_operation
+from opsclient.defaults import DEFAULT_RESULT_GRACE, DEFAULT_WAIT_TIMEOUT, RESULT_CACHE_ENTRIES
 from opsclient.dialects import interpret_status, redact
-from opsclient.errors import OperationTimeout, OpsClientError, RequestError, WaitCanceled
-from opsclient.model import Operation, OperationStatus
+from opsclient.errors import (
+    OperationTimeout,
+    OpsClientError,
+    RequestError,
+    WaitCanceled,
+)
+from opsclient.final_state import (
+    FinalStateVia,
+    apply_final_state,
+    monitor_final_state,
+    operation_from_response,
+)
+from opsclient.model import Operation, OperationStatus, RunState
 from opsclient.polling import Done, PollingPolicy, StatusPoller, Stop
 from opsclient.protocol import (
     ClientCore,
@@ -32,7 +45,17 @@ from opsclient.protocol import (
     describe,
     inline_bytes,
 )
+from opsclient.result_fetching import (
+    MissingResultGrace,
+    ResultCache,
+    decode_result,
+    inline_response,
+    read_initial,
+)
 from opsclient.retries import RetryPolicy, retry_decision
+
+if TYPE_CHECKING:
+    from opsclient.poller import OperationPoller
 
 __all__ = ["OperationsClient", "ProgressCallback", "TokenProvider"]
 
@@ -54,8 +77,10 @@ class OperationsClient:
     `http://127.0.0.1:7071`); it may be None when only status URLs are waited on.
     `function_key` goes out as `x-functions-key` and `token_provider` as a bearer token, both
     only to the base URL's origin. `timeout` bounds each HTTP request; the total wait is
-    bounded by `wait(timeout=...)`. `transport` replaces the network (tests use
-    `httpx.MockTransport`).
+    bounded by `wait(timeout=...)` (an hour unless told, `DEFAULT_WAIT_TIMEOUT`).
+    `transport` replaces the network (tests use `httpx.MockTransport`). `result_grace` is
+    how long a result URL may answer 404 after the operation succeeded; the last
+    `result_cache_size` results are kept and revalidated with If-None-Match (0: none).
     """
 
     def __init__(
@@ -70,6 +95,8 @@ class OperationsClient:
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
         headers: Mapping[str, str] | None = None,
+        result_grace: float = DEFAULT_RESULT_GRACE,
+        result_cache_size: int = RESULT_CACHE_ENTRIES,
     ) -> None:
         self._core = ClientCore(
             base_url, function_key=function_key, has_token=token_provider is not None
@@ -81,6 +108,8 @@ class OperationsClient:
         self._token_provider = token_provider
         self._tokens = TokenSlot()
         self._token_lock = threading.Lock()
+        self._result_grace = result_grace
+        self._results = ResultCache(max_entries=result_cache_size)
         self._http = httpx.Client(
             transport=transport,
             timeout=timeout,
@@ -119,31 +148,56 @@ class OperationsClient:
         )
         with self._exchange(spec) as response:
             operation = self._core.read_start(response, spec, self._clock.wall())
+            operation = monitor_final_state(operation, response, spec.method, spec.url)
         log.info("started %s operation %s", kind, operation.id or redact(operation.status_url))
         return operation
 
     def get(self, operation: OperationRef) -> OperationStatus:
         """The operation's status now, without waiting (Failed is returned, not raised)."""
-        url = self._core.as_operation(operation).poll_url
+        handle = self._core.as_operation(operation)
+        url = handle.poll_url
         with self._exchange(self._core.status_request(url)) as response:
-            return interpret_status(response, url)
+            return apply_final_state(interpret_status(response, url), handle.final_state)
 
     def wait(
         self,
         operation: OperationRef,
         *,
-        timeout: float | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
         cancel_remote: bool = False,
+        final_url: str | None = None,
     ) -> OperationStatus:
         """Poll until the operation finishes; returns the final (succeeded) status.
 
         Raises OperationFailed, OperationCanceled, or OperationTimeout after `timeout`
-        seconds in total. Setting `cancel` stops the wait with WaitCanceled. With
-        `cancel_remote`, a wait ended by `cancel`, the timeout or Ctrl-C also cancels the
-        operation on the server.
+        seconds in total (an hour by default; None waits for ever). Setting `cancel` stops
+        the wait with WaitCanceled. With `cancel_remote`, a wait ended by `cancel`, the
+        timeout or Ctrl-C also cancels the operation on the server. `final_url` is where
+        the result is once it succeeded, when the caller knows better than the status (an
+        ARM PUT's own URL, say); the returned status points there, so `result()` reads it.
         """
+        return self._wait(
+            operation,
+            timeout=timeout,
+            on_progress=on_progress,
+            cancel=cancel,
+            cancel_remote=cancel_remote,
+            final_url=final_url,
+        )
+
+    def _wait(
+        self,
+        operation: OperationRef,
+        *,
+        timeout: float | None,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        cancel_remote: bool = False,
+        final_url: str | None = None,
+        on_poll: Callable[[OperationStatus], object] | None = None,
+    ) -> OperationStatus:
         handle = self._core.as_operation(operation)
         clock = self._clock
         deadline = None if timeout is None else clock.monotonic() + timeout
@@ -167,11 +221,13 @@ class OperationsClient:
                     if (late := poller.timed_out(clock.monotonic())) is not None:
                         raise late from failure
                     raise
+                if on_poll is not None and step.status is not None:
+                    on_poll(step.status)
                 if step.progress_changed and on_progress is not None and step.status is not None:
                     on_progress(step.status)
                 if isinstance(step, Done):
                     log.info("operation %s succeeded", step.status.id or redact(poller.url))
-                    return step.status
+                    return apply_final_state(step.status, handle.final_state, final_url=final_url)
                 if isinstance(step, Stop):
                     raise step.error
                 log.debug(
@@ -192,16 +248,15 @@ class OperationsClient:
 
         `accept` picks a representation when the server offers several (e.g. `text/csv`).
         """
-        source = self._result_source(operation)
+        source, succeeded = self._result_source(operation)
         if isinstance(source, Inline):
             return source.value
-        with self._follow(accepting(source, accept)) as (response, final):
-            return self._core.read_result(response, final)
+        return decode_result(self._fetch_result(accepting(source, accept), grace=succeeded))
 
     def download(self, operation: OperationRef, path: str | os.PathLike[str]) -> Path:
         """Stream the result to `path` (atomically: a broken download leaves no file)."""
         target = Path(path)
-        source = self._result_source(operation)
+        source, _ = self._result_source(operation)
         fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as sink:
@@ -229,13 +284,13 @@ class OperationsClient:
         *,
         idempotency_key: str | None = None,
         callback_url: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
         cancel_remote: bool = False,
         accept: str | None = None,
     ) -> Any:
-        """Start, wait and fetch the result: the one-liner for scripts."""
+        """Start, wait (an hour at most by default) and fetch the result: for scripts."""
         operation = self.start(
             kind, input, idempotency_key=idempotency_key, callback_url=callback_url
         )
@@ -246,11 +301,113 @@ class OperationsClient:
             cancel=cancel,
             cancel_remote=cancel_remote,
         )
+        return self._result_of(operation, final, accept)
+
+    # -- any 202 ---------------------------------------------------------------------------
+
+    def follow(
+        self,
+        response: httpx.Response,
+        *,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        accept: str | None = None,
+        final_state_via: FinalStateVia | str | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Any:
+        """The final result of the operation any API started with `response`.
+
+        `response` is the answer (with its `.request`) to a POST/PUT/PATCH/DELETE of any
+        API: a 202 is polled at Operation-Location, Azure-AsyncOperation, Location or the
+        Durable `statusQueryGetUri`, then the result is read where the ARM final-state
+        rules say (`final_state_via` overrides as in OpenAPI). Another 2xx is the result
+        itself. Returns parsed JSON, text or bytes; errors raise as everywhere else.
+        """
+        final = self.follow_response(
+            response,
+            timeout=timeout,
+            accept=accept,
+            final_state_via=final_state_via,
+            on_progress=on_progress,
+            cancel=cancel,
+        )
+        return decode_result(final)
+
+    def follow_response(
+        self,
+        response: httpx.Response,
+        *,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        accept: str | None = None,
+        final_state_via: FinalStateVia | str | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> httpx.Response:
+        """Like `follow`, but the final answer itself (read), for code that wants headers.
+
+        An inline result (a Durable `output`, a final status body) comes back as a JSON
+        200 built here; `response` itself when there was nothing to poll.
+        """
+        operation = operation_from_response(
+            read_initial(response), final_state_via=final_state_via, now=self._clock.wall()
+        )
+        if operation is None:
+            return response
+        final = self.wait(operation, timeout=timeout, on_progress=on_progress, cancel=cancel)
         source = self._core.result_plan(operation, final)
         if isinstance(source, Inline):
-            return source.value
-        with self._follow(accepting(source, accept)) as (response, spec):
-            return self._core.read_result(response, spec)
+            return inline_response(source.value)
+        return self._fetch_result(accepting(source, accept), grace=True)
+
+    # -- LROPoller-style -------------------------------------------------------------------
+
+    def begin(
+        self,
+        kind: str,
+        input: Any,
+        *,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        accept: str | None = None,
+    ) -> OperationPoller:
+        """Start an operation; returns a poller already polling it in a background thread."""
+        from opsclient.poller import OperationPoller
+
+        operation = self.start(
+            kind, input, idempotency_key=idempotency_key, callback_url=callback_url
+        )
+        return OperationPoller(self, operation, timeout=timeout, accept=accept)
+
+    def begin_follow(
+        self,
+        response: httpx.Response,
+        *,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        accept: str | None = None,
+        final_state_via: FinalStateVia | str | None = None,
+    ) -> OperationPoller:
+        """A poller for the operation `response` (any API's 202) started; see `follow`."""
+        from opsclient.poller import OperationPoller
+
+        operation = operation_from_response(
+            read_initial(response), final_state_via=final_state_via, now=self._clock.wall()
+        )
+        if operation is None:
+            return OperationPoller.finished(self, decode_result(response))
+        return OperationPoller(self, operation, timeout=timeout, accept=accept)
+
+    def poller_from_continuation_token(
+        self,
+        token: str,
+        *,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        accept: str | None = None,
+    ) -> OperationPoller:
+        """Resume polling from `OperationPoller.continuation_token()`, with this client."""
+        from opsclient.poller import OperationPoller
+
+        return OperationPoller(self, decode_operation(token), timeout=timeout, accept=accept)
 
     def cancel(self, operation: OperationRef, *, reason: str = "canceled by opsclient") -> None:
         """Cancel the operation on the server (OperationAlreadyFinished if too late)."""
@@ -267,12 +424,47 @@ class OperationsClient:
 
     # -- I/O -------------------------------------------------------------------------------
 
-    def _result_source(self, operation: OperationRef) -> Inline | RequestSpec:
+    def _result_source(self, operation: OperationRef) -> tuple[Inline | RequestSpec, bool]:
+        """Where the result is, and whether a status said Succeeded (a 404 is then waited)."""
         handle = self._core.as_operation(operation)
         status = operation if isinstance(operation, OperationStatus) else None
         if status is None and handle.result_url is None:
             status = self.get(handle)
-        return self._core.result_plan(handle, status)
+        succeeded = status is not None and status.state is RunState.SUCCEEDED
+        return self._core.result_plan(handle, status), succeeded
+
+    def _result_of(self, operation: Operation, final: OperationStatus, accept: str | None) -> Any:
+        """The result of `operation` once `final` (its succeeded status) was read."""
+        source = self._core.result_plan(operation, final)
+        if isinstance(source, Inline):
+            return source.value
+        return decode_result(self._fetch_result(accepting(source, accept), grace=True))
+
+    def _fetch_result(self, spec: RequestSpec, *, grace: bool) -> httpx.Response:
+        """GET a result (redirects followed), read: revalidated from the cache, and a 404
+        waited out for `result_grace` seconds when the operation is known to have succeeded."""
+        clock = self._clock
+        missing = MissingResultGrace(self._result_grace if grace else 0.0, self._polling)
+        while True:
+            hops, current = 0, spec
+            while True:
+                conditional, cached = self._results.conditional(current)
+                with self._exchange(conditional) as response:
+                    if response.status_code == 304 and cached is not None:
+                        return cached.as_response(response.request)
+                    following = self._core.redirect(response, current, hops)
+                    if following is None:
+                        delay = missing.retry_delay(
+                            response, now=clock.monotonic(), wall_now=clock.wall()
+                        )
+                        if delay is None:
+                            self._core.check_result(response, current)
+                            self._results.remember(current, response)
+                            return response
+                        break
+                current, hops = following, hops + 1
+            log.info("%s answered 404 after success; asking again in %.2fs", spec.url, delay)
+            clock.sleep(delay)
 
     @contextlib.contextmanager
     def _follow(
