@@ -3,6 +3,11 @@
 // - Storage Blob Data Owner: the Functions host (keys, timer and singleton leases), the Flex
 //   Consumption deployment package, the Durable task hub's lease and large-message blobs, and
 //   the operation results. Owner rather than Contributor because the host needs it.
+//   It also holds Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action,
+//   which the app uses to sign the short-lived read-only SAS URLs that GET .../result redirects
+//   large results to (a user delegation SAS: the account allows no shared keys). That action
+//   counts only when granted at account scope or above, as here, so no Storage Blob Delegator
+//   assignment is needed.
 // - Storage Queue Data Contributor: the Durable control and work-item queues.
 // - Storage Table Data Contributor: the Durable History and Instances tables, and the host's
 //   diagnostic events.

@@ -25,12 +25,15 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     name: 'Standard_LRS'
   }
   properties: {
-    // Every client authenticates with Entra ID; a leaked key cannot exist.
+    // Every client authenticates with Entra ID; a leaked key cannot exist. User delegation
+    // SAS (signed with a key Entra ID vouches for) still work: result links use them.
     allowSharedKeyAccess: false
     defaultToOAuthAuthentication: true
     allowBlobPublicAccess: false
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
+    // Clients download large results straight from the blob endpoint (SAS URLs that
+    // GET .../result redirects to), so it must stay reachable from where clients run.
     publicNetworkAccess: 'Enabled'
     networkAcls: {
       defaultAction: 'Allow'

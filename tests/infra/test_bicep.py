@@ -40,6 +40,15 @@ BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+# The built-in roles holding Microsoft.Storage/storageAccounts/blobServices/
+# generateUserDelegationKey/action, which signing a user delegation SAS needs (the result
+# links of GET .../result): Blob Data Owner, Contributor, Reader, and Blob Delegator.
+USER_DELEGATION_KEY_ROLES = {
+    BLOB_DATA_OWNER,
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+    "db58b8e5-c6ad-4a2a-8342-4190687cbf4a",
+}
 
 # What an identity-based storage connection needs per service it names. Blob needs Owner,
 # not Contributor: the Functions host itself requires it on AzureWebJobsStorage.
@@ -283,6 +292,26 @@ def test_app_identity_holds_the_data_roles_its_storage_connection_needs(
         "name",
     )
     assert grant in (main.module_body(function_app).get("dependsOn") or [])
+
+
+def test_app_identity_may_sign_result_links_clients_can_reach(infra: InfraTemplates) -> None:
+    # The app signs result links with a user delegation key: the identity that
+    # test_app_identity_holds_the_data_roles_its_storage_connection_needs checks must hold a
+    # role with generateUserDelegationKey, at account scope (a container-scoped grant of the
+    # action is not honoured).
+    access = infra.module(STORAGE_ACCESS)
+    assignment = access.resource("Microsoft.Authorization/roleAssignments")
+    granted = _role_ids(assignment, access.variables)
+    assert granted & USER_DELEGATION_KEY_ROLES, (
+        "the app identity cannot request a user delegation key, so large results cannot be "
+        "handed out as SAS links; grant Storage Blob Data Owner or Storage Blob Delegator"
+    )
+    scope = access.resource_by_symbol(assignment.body["scope"])
+    assert scope.type == "Microsoft.Storage/storageAccounts"
+    # Clients download from the blob endpoint itself.
+    storage = infra.module(STORAGE).resource("Microsoft.Storage/storageAccounts")
+    assert storage.properties["publicNetworkAccess"] == "Enabled"
+    assert storage.properties["networkAcls"]["defaultAction"] == "Allow"
 
 
 def test_app_identity_may_publish_telemetry_without_keys(
