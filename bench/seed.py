@@ -13,8 +13,8 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from durablehost.history import EventType, HistoryEvent
-from durablehost.model import RuntimeStatus
+from durablehost.model.history import EventType, HistoryEvent
+from durablehost.model.instances import RuntimeStatus
 from durablehost.store import SqliteTaskHubStore
 from durablehost.store.rows import event_to_json
 from durablehost.wire.orchestration import format_timestamp

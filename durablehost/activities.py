@@ -28,9 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from durablehost.history import EventType, HistoryEvent
 from durablehost.invoke import ActivityFailure, call_async_activity, call_sync_activity
 from durablehost.loader import FunctionIndex
+from durablehost.model.history import EventType, HistoryEvent
 from durablehost.store.base import ActivityWork, Message
 
 __all__ = ["ActivityDispatcher", "ActivityResult"]

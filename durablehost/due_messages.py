@@ -10,7 +10,7 @@ import heapq
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from durablehost.history import EventType
+from durablehost.model.history import EventType
 from durablehost.store.base import Message
 
 __all__ = ["DueMessages"]

@@ -38,9 +38,9 @@ from durablehost.errors import (
     UnknownFunctionError,
 )
 from durablehost.executor import SessionExecutor, execute_episode
-from durablehost.history import EventType, HistoryEvent
 from durablehost.loader import FunctionIndex
-from durablehost.model import (
+from durablehost.model.history import EventType, HistoryEvent
+from durablehost.model.instances import (
     TERMINAL_STATUSES,
     InstancePage,
     InstanceQuery,
@@ -93,7 +93,7 @@ _Planned = tuple[str, list[Message], _CachedInstance, EpisodePlan]
 class DurableEngine:
     """Runs orchestrations and activities of one app on one task hub.
 
-    Implements `durablehost.model.TaskHubClient`.
+    Implements `durablehost.model.instances.TaskHubClient`.
     """
 
     def __init__(

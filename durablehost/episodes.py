@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Any, overload
 
 from durablehost.executor import ACTIVITY, SUB_ORCHESTRATION, TIMER, EpisodeOutcome, execute_episode
-from durablehost.history import EventType, HistoryEvent
 from durablehost.loader import FunctionInfo
-from durablehost.model import TERMINAL_STATUSES, RuntimeStatus
+from durablehost.model.history import EventType, HistoryEvent
+from durablehost.model.instances import TERMINAL_STATUSES, RuntimeStatus
 from durablehost.store.base import ActivityWork, EpisodeCommit, InstanceRecord, Message
 
 __all__ = [

@@ -42,7 +42,7 @@ from durablehost.http_front import MAX_BODY_BYTES, HttpFront, build_http_routes,
 from durablehost.invocation import FunctionInvoker
 from durablehost.keys import FunctionKeys, load_or_create_keys
 from durablehost.loader import FunctionIndex, load_app
-from durablehost.model import TaskHubClient
+from durablehost.model.instances import TaskHubClient
 from durablehost.routes import RouteTemplateError
 from durablehost.timers import TimerService
 from durablehost.wire.client import DEFAULT_CONNECTION, WEBHOOK_PATH, client_binding_json

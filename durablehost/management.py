@@ -40,7 +40,7 @@ from durablehost.errors import (
     InvalidInstanceStateError,
     UnknownFunctionError,
 )
-from durablehost.model import (
+from durablehost.model.instances import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     InstanceQuery,

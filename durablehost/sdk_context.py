@@ -19,7 +19,7 @@ from azure.durable_functions.models.DurableOrchestrationContext import (
 from azure.durable_functions.models.FunctionContext import FunctionContext
 from azure.durable_functions.models.history.HistoryEvent import HistoryEvent as SdkHistoryEvent
 
-from durablehost.history import EventType, HistoryEvent
+from durablehost.model.history import EventType, HistoryEvent
 from durablehost.wire.orchestration import encode_context, event_payload
 
 __all__ = ["HOST_ONLY_EVENTS", "new_sdk_context", "sdk_event"]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from durablehost.host import DurableHost, HostOptions
 from durablehost.keys import FunctionKeys
-from durablehost.model import TaskHubClient
+from durablehost.model.instances import TaskHubClient
 
 __all__ = ["RunningHost", "run_host"]
 

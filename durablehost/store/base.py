@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Protocol
 
 from durablehost.errors import InstanceAlreadyExistsError
-from durablehost.history import HistoryEvent
-from durablehost.model import InstanceQuery, InstanceStatus, RuntimeStatus
+from durablehost.model.history import HistoryEvent
+from durablehost.model.instances import InstanceQuery, InstanceStatus, RuntimeStatus
 
 __all__ = [
     "ActivityWork",

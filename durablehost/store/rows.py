@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 import orjson
 
 from durablehost.errors import InstanceAlreadyExistsError
-from durablehost.history import EventType, HistoryEvent
-from durablehost.model import RuntimeStatus
+from durablehost.model.history import EventType, HistoryEvent
+from durablehost.model.instances import RuntimeStatus
 from durablehost.store.base import ActivityWork, EpisodeCommit, InstanceRecord, Message
 from durablehost.wire.orchestration import format_timestamp, parse_timestamp
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from durablehost.errors import InstanceAlreadyExistsError, InvalidInputError
-from durablehost.history import HistoryEvent
-from durablehost.model import TERMINAL_STATUSES, InstanceQuery, RuntimeStatus
+from durablehost.model.history import HistoryEvent
+from durablehost.model.instances import TERMINAL_STATUSES, InstanceQuery, RuntimeStatus
 from durablehost.store.base import ActivityWork, EpisodeCommit, InstanceRecord, Message
 from durablehost.store.migrations import migrate
 from durablehost.store.rows import (

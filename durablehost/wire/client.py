@@ -20,8 +20,8 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 from durablehost.errors import InvalidInputError
-from durablehost.history import EventType, HistoryEvent
-from durablehost.model import InstancePage, InstanceStatus, RuntimeStatus
+from durablehost.model.history import EventType, HistoryEvent
+from durablehost.model.instances import InstancePage, InstanceStatus, RuntimeStatus
 
 __all__ = [
     "DEFAULT_CONNECTION",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from durablehost.history import EventType, HistoryEvent
+from durablehost.model.history import EventType, HistoryEvent
 
 __all__ = [
     "OUT_OF_PROC_MARKER",

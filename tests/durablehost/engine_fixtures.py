@@ -17,9 +17,9 @@ from typing import Any
 
 from durablehost.engine import DurableEngine
 from durablehost.episodes import SCHEDULING_EVENTS
-from durablehost.history import EventType, HistoryEvent
 from durablehost.loader import FunctionIndex, load_app
-from durablehost.model import TERMINAL_STATUSES, InstanceStatus
+from durablehost.model.history import EventType, HistoryEvent
+from durablehost.model.instances import TERMINAL_STATUSES, InstanceStatus
 from durablehost.store import open_store
 
 __all__ = [

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from durablehost.activities import ActivityDispatcher, ActivityResult
-from durablehost.history import EventType
 from durablehost.loader import FunctionIndex, load_app
+from durablehost.model.history import EventType
 from durablehost.store.base import ActivityWork
 
 APP = textwrap.dedent(

@@ -12,8 +12,8 @@ import azure.functions as func
 import pytest
 
 from durablehost.errors import InvalidInputError
-from durablehost.history import EventType, HistoryEvent
-from durablehost.model import InstancePage, InstanceStatus, RuntimeStatus
+from durablehost.model.history import EventType, HistoryEvent
+from durablehost.model.instances import InstancePage, InstanceStatus, RuntimeStatus
 from durablehost.wire.client import (
     QueryParameters,
     check_status_payload,

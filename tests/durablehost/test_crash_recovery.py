@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from durablehost.history import EventType
+from durablehost.model.history import EventType
 from durablehost.store.rows import event_from_json
 from tests.support.hostproc import run_host_process
 

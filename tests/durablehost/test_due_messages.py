@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from durablehost.due_messages import DueMessages
-from durablehost.history import EventType, HistoryEvent
+from durablehost.model.history import EventType, HistoryEvent
 from durablehost.store.base import Message
 
 T0 = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)

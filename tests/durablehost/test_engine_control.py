@@ -21,8 +21,8 @@ from durablehost.errors import (
     InstanceNotFoundError,
     InvalidInstanceStateError,
 )
-from durablehost.history import EventType, HistoryEvent
-from durablehost.model import InstanceQuery, RuntimeStatus
+from durablehost.model.history import EventType, HistoryEvent
+from durablehost.model.instances import InstanceQuery, RuntimeStatus
 from tests.durablehost.engine_fixtures import finish, probe, running_engine, wait_until
 
 

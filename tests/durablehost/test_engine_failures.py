@@ -16,8 +16,8 @@ import pytest
 from durablehost.engine import DurableEngine
 from durablehost.episodes import execution_started
 from durablehost.errors import UnknownFunctionError
-from durablehost.history import EventType
-from durablehost.model import RuntimeStatus
+from durablehost.model.history import EventType
+from durablehost.model.instances import RuntimeStatus
 from durablehost.store import InstanceRecord, Message, open_store
 from tests.durablehost.engine_fixtures import finish, running_engine
 

@@ -17,8 +17,8 @@ import pytest
 from durablehost.engine import DurableEngine
 from durablehost.errors import InstanceFinishedError, InstanceNotFoundError
 from durablehost.executor import retry_delay
-from durablehost.history import EventType, HistoryEvent
-from durablehost.model import RuntimeStatus
+from durablehost.model.history import EventType, HistoryEvent
+from durablehost.model.instances import RuntimeStatus
 from tests.durablehost.engine_fixtures import (
     SteppingClock,
     drive_until_done,

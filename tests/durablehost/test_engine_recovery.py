@@ -19,8 +19,8 @@ from typing import Any
 
 from durablehost.engine import DurableEngine
 from durablehost.episodes import execution_started
-from durablehost.history import EventType
-from durablehost.model import InstanceQuery, RuntimeStatus
+from durablehost.model.history import EventType
+from durablehost.model.instances import InstanceQuery, RuntimeStatus
 from durablehost.store import InstanceRecord, Message, open_store
 from tests.durablehost.engine_fixtures import (
     finish,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from durablehost.errors import ConfigError
-from durablehost.history import EventType, HistoryEvent
-from durablehost.model import RuntimeStatus
+from durablehost.model.history import EventType, HistoryEvent
+from durablehost.model.instances import RuntimeStatus
 from durablehost.store import (
     InstanceRecord,
     Message,

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from durablehost.model import RuntimeStatus
+from durablehost.model.instances import RuntimeStatus
 from durablehost.testing import run_host
 
 APPS = Path(__file__).parent / "apps"

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from durablehost.history import EventType, HistoryEvent
-from durablehost.model import RuntimeStatus
+from durablehost.model.history import EventType, HistoryEvent
+from durablehost.model.instances import RuntimeStatus
 from durablehost.store import SqliteTaskHubStore, open_store
 from durablehost.store import writer as writer_module
 from durablehost.store.base import ActivityWork, EpisodeCommit, InstanceRecord, Message

@@ -19,7 +19,7 @@ from aiohttp import web
 from durablehost.engine import DurableEngine
 from durablehost.loader import load_app
 from durablehost.management import add_management_routes
-from durablehost.model import RuntimeStatus
+from durablehost.model.instances import RuntimeStatus
 from durablehost.store import open_store
 from tests.support.ports import free_port
 

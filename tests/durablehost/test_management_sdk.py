@@ -16,7 +16,7 @@ import pytest
 from azure.durable_functions import OrchestrationRuntimeStatus as Status
 from azure.durable_functions.models.utils import http_utils
 
-from durablehost.model import RuntimeStatus
+from durablehost.model.instances import RuntimeStatus
 from durablehost.wire.client import client_binding_json
 from tests.durablehost.test_management_api import HUB, ManagementHost, serve
 

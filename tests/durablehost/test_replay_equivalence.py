@@ -28,8 +28,8 @@ import pytest
 from durablehost.engine import DurableEngine
 from durablehost.episodes import SCHEDULING_EVENTS
 from durablehost.executor import EpisodeOutcome, SessionExecutor, execute_episode
-from durablehost.history import EventType, HistoryEvent
-from durablehost.model import InstanceStatus
+from durablehost.model.history import EventType, HistoryEvent
+from durablehost.model.instances import InstanceStatus
 from tests.durablehost.engine_fixtures import (
     GOLDEN_DIR,
     SteppingClock,

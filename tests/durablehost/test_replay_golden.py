@@ -27,8 +27,8 @@ import pytest
 
 from durablehost.engine import DurableEngine
 from durablehost.executor import ACTIVITY, SUB_ORCHESTRATION, TIMER, execute_episode
-from durablehost.history import EventType, HistoryEvent
-from durablehost.model import RuntimeStatus
+from durablehost.model.history import EventType, HistoryEvent
+from durablehost.model.instances import RuntimeStatus
 from tests.durablehost.engine_fixtures import (
     GOLDEN_DIR,
     SteppingClock,

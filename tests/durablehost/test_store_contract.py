@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from durablehost.errors import InstanceAlreadyExistsError, InvalidInputError
-from durablehost.history import EventType, HistoryEvent
-from durablehost.model import InstanceQuery, RuntimeStatus
+from durablehost.model.history import EventType, HistoryEvent
+from durablehost.model.instances import InstanceQuery, RuntimeStatus
 from durablehost.store import (
     ActivityWork,
     EpisodeCommit,

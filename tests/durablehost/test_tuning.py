@@ -43,7 +43,7 @@ def miss(owner, attribute):
         return "AttributeError"
     return "found"
 
-from durablehost.history import EventType
+from durablehost.model.history import EventType
 print(json.dumps({
     "removed": removed,
     "again": again,

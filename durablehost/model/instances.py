@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from durablehost.history import HistoryEvent
+from durablehost.model.history import HistoryEvent
 
 __all__ = [
     "ACTIVE_STATUSES",
