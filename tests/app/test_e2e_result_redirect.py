@@ -21,6 +21,7 @@ from azure.storage.blob import BlobServiceClient
 from operations.blobstore import BlobStore, tombstone_blob_name
 from opsclient import OperationsClient
 from tests.app.conftest import AppHost, json_of, run_app_host
+from tests.app.openapi_conformance import Conformance, load_spec
 from tests.support.azurite import Azurite
 
 pytestmark = pytest.mark.e2e
@@ -263,3 +264,15 @@ def test_opsclient_result_follows_the_redirect_to_the_same_json(
         assert client.result(report["id"]) == report_json
         assert client.result(report["id"], accept="text/csv") == inline_csv
     assert report_json["rows"] == 5000
+
+
+def test_the_redirect_answers_match_docs_openapi(host: AppHost, report: dict[str, Any]) -> None:
+    conformance = Conformance(load_spec())
+    url = report["resultUri"]
+    conformance.check(host.http.get(url))
+    conformance.check(host.http.get(url, params={"redirect": "false"}))
+    conformance.check(host.http.get(url, params={"redirect": "maybe"}))
+    conformance.check(
+        host.http.get(url, params={"redirect": "false"}, headers={"Accept": "text/csv"})
+    )
+    assert {status for _, _, status in conformance.checked} == {302, 422, 400, 200}
