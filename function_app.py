@@ -16,7 +16,7 @@ import azure.functions as func
 
 import activities
 import orchestrators
-from operations import api, maintenance
+from operations import api, maintenance, webhook_delivery
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -29,5 +29,6 @@ def _modules(package: ModuleType) -> list[ModuleType]:
 
 app.register_functions(api.bp)
 app.register_functions(maintenance.bp)
+app.register_functions(webhook_delivery.bp)
 for _module in _modules(orchestrators) + _modules(activities):
     app.register_functions(_module.bp)

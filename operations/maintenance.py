@@ -1,10 +1,10 @@
-"""Timer-triggered housekeeping: expiry of old operations and webhook delivery.
+"""Timer-triggered housekeeping: expiry of old operations.
 
 Expiry (OPS_PURGE_SCHEDULE): every operation that ended more than OPS_OPERATION_TTL_SECONDS
 ago gets a tombstone first (so it answers 410, never a confusing 404), then its result
-blobs are deleted and its history purged. Expired Idempotency-Key records are deleted too.
-
-Webhooks (OPS_WEBHOOK_SCHEDULE): see operations/webhooks.py for the outbox design.
+blobs are deleted and its history purged, with the history of its webhook delivery
+(operations/webhook_delivery.py, which has the webhook timers). Expired Idempotency-Key
+records are deleted too.
 
 Schedules are read from settings when the app is imported, so they need no `%NAME%`
 app setting to exist in Azure.
@@ -13,41 +13,22 @@ app setting to exist in Azure.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import random
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from operations.blobstore import BlobStore, tombstone_blob_name, webhook_blob_name
+from operations.blobstore import BlobStore, tombstone_blob_name
 from operations.idempotency import IdempotencyStore
 from operations.instance_pages import iter_instances
 from operations.kinds import find_kind_by_orchestrator
-from operations.monitor import (
-    TERMINAL_STATES,
-    OperationLinks,
-    OperationState,
-    iso_utc,
-    operation_state,
-    status_body,
-)
-from operations.settings import get_float, get_int, get_setting
-from operations.webhooks import (
-    DELIVERY_HEADER,
-    EVENT_HEADER,
-    EVENT_NAME,
-    SIGNATURE_HEADER,
-    WebhookEntry,
-    backoff_delay,
-    post_webhook,
-    signature_header,
-)
+from operations.monitor import iso_utc, operation_state
+from operations.settings import get_int, get_setting
+from operations.webhook_delivery import purge_delivery
 
-__all__ = ["bp", "deliver_webhooks", "expire_operations"]
+__all__ = ["bp", "expire_operations"]
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +40,6 @@ _ENDED_RUNTIME = [
     df.OrchestrationRuntimeStatus.Terminated,
     df.OrchestrationRuntimeStatus.Canceled,
 ]
-# A cap on the doubling backoff of webhook retries.
-_WEBHOOK_BACKOFF_CAP_SECONDS = 3600.0
-# At most this many webhook POSTs run at once per tick.
-_WEBHOOK_CONCURRENCY = 8
 
 
 @bp.timer_trigger(
@@ -135,114 +112,4 @@ async def _expire_one(
     )
     await asyncio.to_thread(store.delete_operation_blobs, operation_id)
     await client.purge_instance_history(operation_id)
-
-
-@bp.timer_trigger(
-    schedule=get_setting("OPS_WEBHOOK_SCHEDULE") or "*/5 * * * * *",
-    arg_name="timer",
-    run_on_startup=False,
-)
-@bp.durable_client_input(client_name="client")
-async def deliver_pending_webhooks(
-    timer: func.TimerRequest, client: df.DurableOrchestrationClient
-) -> None:
-    """Deliver the webhooks of operations that have ended."""
-    await deliver_webhooks(client, datetime.now(UTC))
-
-
-async def deliver_webhooks(client: df.DurableOrchestrationClient, now: datetime) -> int:
-    """One delivery pass over the outbox; how many deliveries succeeded."""
-    secret = get_setting("OPS_WEBHOOK_SECRET")
-    if not secret:
-        return 0
-    store = await asyncio.to_thread(BlobStore.from_settings)
-    names = await asyncio.to_thread(store.list_records, "webhooks/")
-    gate = asyncio.Semaphore(_WEBHOOK_CONCURRENCY)
-
-    async def one(name: str) -> bool:
-        async with gate:
-            try:
-                return await _deliver_one(client, store, name, secret, now)
-            except Exception:
-                # One broken entry must not stop the others; it is retried next tick.
-                log.exception("webhook delivery from %s failed", name)
-                return False
-
-    results = await asyncio.gather(*(one(name) for name in names))
-    return sum(1 for ok in results if ok)
-
-
-async def _deliver_one(
-    client: df.DurableOrchestrationClient, store: BlobStore, name: str, secret: str, now: datetime
-) -> bool:
-    record = await asyncio.to_thread(store.read_record, name)
-    if record is None:
-        return False
-    entry = WebhookEntry.from_json(record.body)
-    if not entry.is_due(now):
-        return False
-    status = await client.get_status(entry.operation_id)
-    kind = find_kind_by_orchestrator(status.name) if status else None
-    if not status or kind is None:
-        # Expired or never started: nobody can be told anything useful any more.
-        await asyncio.to_thread(store.delete_record, name)
-        return False
-    links = OperationLinks(entry.api_base, entry.api_query)
-    runtime = status.runtime_status.value if status.runtime_status else None
-    body = status_body(
-        operation_id=entry.operation_id,
-        kind=kind.name,
-        runtime_status=runtime,
-        custom_status=status.custom_status,
-        output=status.output,
-        created=status.created_time,
-        updated=status.last_updated_time,
-        links=links,
-    )
-    if OperationState(body["status"]) not in TERMINAL_STATES:
-        return False
-    timeout = get_float("OPS_WEBHOOK_TIMEOUT_SECONDS")
-    lease = entry.leased(now, timedelta(seconds=timeout * 3))
-    if not await asyncio.to_thread(store.replace_record, name, lease.to_json(), record.etag):
-        return False  # another tick is delivering it
-    payload = json.dumps({"event": EVENT_NAME, "operation": body}).encode()
-    timestamp = int(time.time())
-    headers = {
-        "Content-Type": "application/json",
-        SIGNATURE_HEADER: signature_header(secret, timestamp, payload),
-        DELIVERY_HEADER: entry.operation_id,
-        EVENT_HEADER: EVENT_NAME,
-        "User-Agent": "durable-ops-webhooks/1",
-    }
-    error = ""
-    try:
-        code = await asyncio.to_thread(post_webhook, entry.callback_url, payload, headers, timeout)
-        if 200 <= code < 300:
-            await asyncio.to_thread(store.delete_record, name)
-            return True
-        error = f"the receiver answered HTTP {code}"
-    except OSError as failure:
-        error = f"the receiver could not be reached: {failure}"
-    failed = entry.failed(
-        datetime.now(UTC),
-        backoff_delay(
-            entry.attempts + 1,
-            base_seconds=get_float("OPS_WEBHOOK_BACKOFF_SECONDS"),
-            cap_seconds=_WEBHOOK_BACKOFF_CAP_SECONDS,
-            rand=random.random,
-        ),
-        error,
-    )
-    if failed.attempts >= get_int("OPS_WEBHOOK_MAX_ATTEMPTS"):
-        abandoned: dict[str, Any] = failed.to_json()
-        await asyncio.to_thread(
-            store.replace_record,
-            webhook_blob_name(entry.operation_id, abandoned=True),
-            abandoned,
-            None,
-        )
-        await asyncio.to_thread(store.delete_record, name)
-        log.warning("gave up the webhook of %s: %s", entry.operation_id, error)
-    else:
-        await asyncio.to_thread(store.replace_record, name, failed.to_json(), None)
-    return False
+    await purge_delivery(client, operation_id)

@@ -104,8 +104,15 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "OPS_WEBHOOK_SCHEDULE",
-        "*/5 * * * * *",
-        "NCRONTAB schedule of the timer that delivers webhooks from the outbox.",
+        "*/1 * * * * *",
+        "NCRONTAB schedule of the timer that starts the delivery of the webhooks whose "
+        "operation has ended (webhooks-due/): how late after the end a webhook may leave.",
+    ),
+    Setting(
+        "OPS_WEBHOOK_SWEEP_SCHEDULE",
+        "0 * * * * *",
+        "NCRONTAB schedule of the outbox sweep, the safety net for ends that were not "
+        "announced (an instance terminated through the Durable Functions API).",
     ),
     Setting(
         "OPS_WEBHOOK_SECRET",

@@ -1,17 +1,11 @@
 """Webhooks: a signed POST of the final status to the `callbackUrl` of a start request.
 
-Delivery goes through an outbox in Blob storage, never through the operation itself, so a
-dead receiver can neither block nor fail an operation:
-
-1. POST /api/operations/{kind} with a callbackUrl writes `webhooks/<id>.json` (the outbox
-   entry) before it starts the orchestration.
-2. A timer (OPS_WEBHOOK_SCHEDULE) reads the due entries. For each operation that has
-   ended (Succeeded, Failed or Canceled, however it ended) it POSTs the status-monitor body
-   to the callbackUrl, signed; a 2xx removes the entry; anything else reschedules it with
-   exponential backoff and jitter, up to OPS_WEBHOOK_MAX_ATTEMPTS, then the entry moves to
-   `webhooks-abandoned/`.
-3. Before delivering, the timer leases the entry (an ETag-conditional update pushing its
-   next attempt past the POST timeout), so overlapping ticks do not both deliver.
+Delivery goes through a durable outbox, never through the operation itself, so a dead
+receiver can neither block nor fail an operation. The start request writes the outbox
+entry (`webhooks/<id>.json`, a `WebhookEntry`) before the operation starts; the
+operation's last step marks it due; a timer hands it to a delivery orchestration once the
+status monitor reports the end. operations/webhook_delivery.py has the stages, this module
+the pieces without I/O (entry, signature, backoff) and the POST itself.
 
 Delivery is at least once: receivers deduplicate on `X-Ops-Delivery` (the operation id).
 

@@ -15,6 +15,7 @@ from operations.kinds import (
     register_kind,
     result_uri_of,
 )
+from operations.lifecycle import announces_end
 from operations.monitor import iso_utc
 from operations.validation import InputSchema, IntegerField, StringField
 
@@ -64,6 +65,7 @@ def decision_of(event: Any) -> tuple[bool, str]:
 
 
 @bp.orchestration_trigger(context_name="context", orchestration="approval_operation")
+@announces_end
 def approval_operation(
     context: df.DurableOrchestrationContext,
 ) -> Generator[Any, Any, dict[str, Any]]:

@@ -21,6 +21,7 @@ from operations.kinds import (
     register_kind,
     result_uri_of,
 )
+from operations.lifecycle import announces_end
 from operations.monitor import failure_message
 from operations.validation import InputSchema, UrlListField
 
@@ -49,6 +50,7 @@ INGEST_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_nu
 
 
 @bp.orchestration_trigger(context_name="context", orchestration="ingest_operation")
+@announces_end
 def ingest_operation(
     context: df.DurableOrchestrationContext,
 ) -> Generator[Any, Any, dict[str, Any]]:

@@ -14,6 +14,7 @@ from operations.kinds import (
     register_kind,
     result_uri_of,
 )
+from operations.lifecycle import announces_end
 from operations.validation import InputSchema, IntegerField
 
 __all__ = ["REPORT", "bp", "partition_plan", "report_operation"]
@@ -58,6 +59,7 @@ def partition_plan(rows: int, partitions: int) -> list[int]:
 
 
 @bp.orchestration_trigger(context_name="context", orchestration="report_operation")
+@announces_end
 def report_operation(
     context: df.DurableOrchestrationContext,
 ) -> Generator[Any, Any, dict[str, Any]]:

@@ -18,6 +18,7 @@ from operations.problems import problem, validation_problem
 from operations.requests import BadRequest, parse_json_body
 from operations.settings import get_int
 from operations.validation import BooleanField, InputSchema, StringField
+from operations.webhook_delivery import announce_cancel
 
 __all__ = ["APPROVE_EVENT", "approve_operation", "cancel_operation"]
 
@@ -48,6 +49,7 @@ async def cancel_operation(
             f"Operation {operation_id} already ended as {state}; there is nothing to cancel.",
             operationStatus=str(state),
         )
+    await announce_cancel(operation_id)  # before: a terminated orchestrator runs no last step
     await client.terminate(operation_id, "canceled by the client (DELETE /api/operations/{id})")
     return json_response(
         body, 202, {"Location": links.operation(operation_id), "Retry-After": retry_after()}

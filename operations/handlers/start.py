@@ -22,6 +22,7 @@ from operations.handlers.common import bad_request, blob_store, json_response, r
 from operations.idempotency import IdempotencyStore, check_key, request_fingerprint
 from operations.kinds import OperationKind, all_kinds, get_kind
 from operations.kinds import operation_input as build_operation_input
+from operations.lifecycle import webhook_flag
 from operations.monitor import OperationLinks, OperationState
 from operations.problems import problem, validation_problem
 from operations.requests import BadRequest, parse_json_body
@@ -194,5 +195,5 @@ async def _start(
     await client.start_new(
         kind.orchestrator,
         operation_id,
-        build_operation_input(kind, operation_id, payload, result_uri),
+        build_operation_input(kind, operation_id, payload, result_uri) | webhook_flag(callback_url),
     )
