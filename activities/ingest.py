@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import urllib.error
-import urllib.request
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,13 +11,22 @@ import azure.durable_functions as df
 
 from operations.blobstore import BlobStore, file_blob_name
 from operations.errors import TransientFetchError
+from operations.outbound import (
+    OutboundRefused,
+    OutboundResponse,
+    OutboundUnreachable,
+    outbound_request,
+)
 
 __all__ = ["bp", "ingest_copy", "is_transient_status"]
 
 bp = df.Blueprint()
+log = logging.getLogger(__name__)
 
 _CHUNK = 256 * 1024
 _TIMEOUT_SECONDS = 30
+# Enough for a CDN or a storage front door; each hop passes the outbound policy again.
+_MAX_REDIRECTS = 5
 
 
 def is_transient_status(status: int) -> bool:
@@ -33,7 +41,7 @@ class _Digest:
         self.sha256 = hashlib.sha256()
         self.size = 0
 
-    def through(self, response: Any) -> Iterator[bytes]:
+    def through(self, response: OutboundResponse) -> Iterator[bytes]:
         while True:
             chunk = response.read(_CHUNK)
             if not chunk:
@@ -47,28 +55,42 @@ class _Digest:
 def ingest_copy(task: dict[str, Any]) -> dict[str, Any]:
     """Copy `task["url"]` to `<operationId>/files/<index>`.
 
-    Raises TransientFetchError (retried by the orchestrator's RetryOptions) for 5xx/429/
-    408 and network failures; returns `status: "refused"` for other HTTP errors, which a
-    retry would not fix.
+    The request goes through operations.outbound (policy on every connected address,
+    at most _MAX_REDIRECTS redirects, each re-checked). Raises TransientFetchError
+    (retried by the orchestrator's RetryOptions) for 5xx/429/408 and network failures;
+    returns `status: "refused"` for other HTTP errors and for destinations the outbound
+    policy refuses, which a retry would not fix.
     """
     url = str(task["url"])
     name = file_blob_name(str(task["operationId"]), int(task["index"]))
-    request = urllib.request.Request(url, headers={"User-Agent": "durable-ops-ingest/1"})
     try:
-        response = urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS)
-    except urllib.error.HTTPError as error:
-        if is_transient_status(error.code):
-            raise TransientFetchError(f"{url} answered HTTP {error.code}") from None
-        return {"url": url, "status": "refused", "reason": f"HTTP {error.code}"}
-    except (urllib.error.URLError, OSError) as error:
-        raise TransientFetchError(f"{url} could not be fetched: {error}") from None
+        response = outbound_request(
+            "GET",
+            url,
+            headers={"User-Agent": "durable-ops-ingest/1"},
+            timeout=_TIMEOUT_SECONDS,
+            max_redirects=_MAX_REDIRECTS,
+        )
+    except ValueError as error:  # validated when started; kept for inputs from before
+        return {"url": url, "status": "refused", "reason": f"the URL {error}"}
+    except OutboundRefused as refusal:
+        # Policy, not luck: another attempt would be refused the same way.
+        return {"url": url, "status": "refused", "reason": str(refusal)}
+    except OutboundUnreachable as failure:
+        # One message whatever the cause, so the result cannot map the network.
+        raise TransientFetchError(str(failure)) from None
     with response:
+        if response.status >= 300:
+            if is_transient_status(response.status):
+                raise TransientFetchError(f"{url} answered HTTP {response.status}")
+            return {"url": url, "status": "refused", "reason": f"HTTP {response.status}"}
         content_type = response.headers.get("Content-Type") or "application/octet-stream"
         digest = _Digest()
         try:
             BlobStore.from_settings().write_blob(name, digest.through(response), content_type)
-        except OSError as error:
-            raise TransientFetchError(f"{url} broke off while streaming: {error}") from None
+        except (OutboundUnreachable, OSError):
+            log.warning("ingest: %s broke off while streaming", url, exc_info=True)
+            raise TransientFetchError(f"{url} broke off while streaming") from None
     return {
         "url": url,
         "status": "copied",

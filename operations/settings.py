@@ -134,6 +134,13 @@ SETTINGS: tuple[Setting, ...] = (
         "5",
         "Timeout of one webhook POST, so a dead receiver costs at most this per attempt.",
     ),
+    Setting(
+        "OPS_OUTBOUND_ALLOW",
+        "",
+        "Comma-separated host names and CIDR ranges that webhooks and ingest may reach "
+        "although they are not public (loopback, private, link-local, ...), e.g. "
+        "`127.0.0.0/8,::1,localhost` for local development; empty in production.",
+    ),
 )
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from operations.errors import FieldProblem, InputValidationError
+from operations.outbound import ALLOW_SETTING, OutboundPolicy, parse_outbound_url
 
 __all__ = [
     "BooleanField",
@@ -165,19 +165,32 @@ class BooleanField:
         return schema
 
 
-def check_url(value: Any) -> str | None:
-    """Why `value` is not an absolute http(s) URL, or None when it is one."""
+def check_url(value: Any, policy: OutboundPolicy | None = None) -> str | None:
+    """Why `value` is not a URL the app may fetch or POST to, or None when it is one.
+
+    Checks the syntax strictly (a malformed URL is a 400, never a crash later) and refuses
+    hosts that spell a forbidden address literally (`127.0.0.1`, `[::1]`, `2130706433`);
+    names are judged when the request is made, as their addresses can change."""
     if not isinstance(value, str) or len(value) > 2048:
         return "must be an absolute http or https URL (at most 2048 characters)"
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return "must be an absolute http or https URL, e.g. https://example.com/hook"
+    try:
+        target = parse_outbound_url(value)
+    except ValueError as error:
+        return str(error)
+    policy = policy if policy is not None else OutboundPolicy.from_settings()
+    why = policy.literal_refusal(target.host)
+    if why:
+        return (
+            f"names {target.host}, {why}, which this app does not connect to; use a public "
+            f"host, or for local development allow it with the {ALLOW_SETTING} app setting "
+            "(e.g. 127.0.0.0/8,localhost)"
+        )
     return None
 
 
 @dataclass(frozen=True, slots=True)
 class UrlField:
-    """An absolute http(s) URL."""
+    """An absolute http(s) URL the app may reach (see `check_url`)."""
 
     name: str
     optional: bool = False
@@ -206,7 +219,7 @@ class UrlField:
 
 @dataclass(frozen=True, slots=True)
 class UrlListField:
-    """A list of min_items..max_items absolute http(s) URLs."""
+    """A list of min_items..max_items URLs the app may reach (see `check_url`)."""
 
     name: str
     min_items: int = 1
@@ -230,8 +243,9 @@ class UrlListField:
             )
             return None
         before = len(problems)
+        policy = OutboundPolicy.from_settings()
         for index, item in enumerate(value):
-            reason = check_url(item)
+            reason = check_url(item, policy)
             if reason:
                 problems.append(FieldProblem(f"{self.name}/{index}", reason))
         return list(value) if len(problems) == before else None

@@ -2,7 +2,10 @@
 
 Each URL is one activity called with RetryOptions: a source answering 5xx/429, refusing
 the connection or timing out fails the attempt and the runtime retries it after a durable
-timer. A 4xx is permanent and is not retried (the activity reports it instead of raising).
+timer. A 4xx is permanent and is not retried (the activity reports it instead of raising),
+and so is a source the outbound policy refuses (operations/outbound.py: loopback, private
+and other non-public addresses unless OPS_OUTBOUND_ALLOW lists them), checked on the
+address actually connected to and again on every redirect.
 The result is a JSON manifest; the operation fails if any URL could not be copied.
 """
 

@@ -9,6 +9,10 @@ node_modules/.bin/azurite --blobHost 127.0.0.1 --queueHost 127.0.0.1 --tableHost
 azurite_pid=$!
 trap 'kill "$azurite_pid" 2>/dev/null || true' EXIT
 export AzureWebJobsStorage="${AzureWebJobsStorage:-UseDevelopmentStorage=true}"
+# Webhooks and ingest may reach this machine (local receivers and sources); the app
+# refuses loopback and private addresses unless allowed. An explicitly empty value keeps
+# the production policy: OPS_OUTBOUND_ALLOW= make run
+export OPS_OUTBOUND_ALLOW="${OPS_OUTBOUND_ALLOW-127.0.0.0/8,::1,localhost}"
 cat <<'HELP'
 Try:
   curl -si -X POST http://127.0.0.1:7071/api/operations/report \

@@ -89,6 +89,7 @@ def run_app_host(tmp: Path, azurite: Azurite, **settings: str) -> Iterator[AppHo
         "OPS_WEBHOOK_SCHEDULE": "*/1 * * * * *",
         "OPS_WEBHOOK_BACKOFF_SECONDS": "1",
         "OPS_WEBHOOK_TIMEOUT_SECONDS": "2",
+        "OPS_OUTBOUND_ALLOW": "127.0.0.0/8,localhost,::1",  # the peers tests aim at are local
         **settings,
     }
     with (

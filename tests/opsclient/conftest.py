@@ -50,6 +50,7 @@ def running_app(tmp_path_factory: pytest.TempPathFactory, azurite: Azurite) -> I
         "OPS_RETRY_AFTER_SECONDS": "1",
         "OPS_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "OPS_WEBHOOK_SCHEDULE": "*/1 * * * * *",
+        "OPS_OUTBOUND_ALLOW": "127.0.0.0/8,localhost,::1",  # the peers tests aim at are local
     }
     hub = tmp_path_factory.mktemp("opsclient-e2e") / "hub.sqlite3"
     with run_host_process(REPO, hub=hub, env=env) as host:
