@@ -28,8 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from durablehost.invoke import ActivityFailure, call_async_activity, call_sync_activity
-from durablehost.loader import FunctionIndex
+from durablehost.app.activity_invocation import (
+    ActivityFailure,
+    call_async_activity,
+    call_sync_activity,
+)
+from durablehost.app.loader import FunctionIndex
 from durablehost.model.history import EventType, HistoryEvent
 from durablehost.store.base import ActivityWork, Message
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from durablehost.activities import ActivityDispatcher, ActivityResult
+from durablehost.app.loader import FunctionIndex
 from durablehost.due_messages import DueMessages
 from durablehost.episodes import (
     SCHEDULING_EVENTS,
@@ -38,7 +39,6 @@ from durablehost.errors import (
     UnknownFunctionError,
 )
 from durablehost.executor import SessionExecutor, execute_episode
-from durablehost.loader import FunctionIndex
 from durablehost.model.history import EventType, HistoryEvent
 from durablehost.model.instances import (
     TERMINAL_STATUSES,

@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from durablehost.client_transport import register_management, unregister_management
-from durablehost.config import (
+from durablehost.app.config import (
     HostConfig,
     LocalSettings,
     apply_settings,
@@ -37,11 +36,12 @@ from durablehost.config import (
     load_local_settings,
     resolve_app_setting,
 )
+from durablehost.app.invocation import FunctionInvoker
+from durablehost.app.loader import FunctionIndex, load_app
+from durablehost.client_transport import register_management, unregister_management
 from durablehost.errors import AppLoadError, ConfigError
 from durablehost.http_front import MAX_BODY_BYTES, HttpFront, build_http_routes, cors_middleware
-from durablehost.invocation import FunctionInvoker
 from durablehost.keys import FunctionKeys, load_or_create_keys
-from durablehost.loader import FunctionIndex, load_app
 from durablehost.model.instances import TaskHubClient
 from durablehost.routes import RouteTemplateError
 from durablehost.timers import TimerService

@@ -22,9 +22,9 @@ from aiohttp.typedefs import Handler, Middleware
 from azure.functions.http import HttpRequest as WorkerHttpRequest
 from multidict import CIMultiDict
 
-from durablehost.invocation import FunctionInvoker, InvocationPlan, plan_invocation
+from durablehost.app.invocation import FunctionInvoker, InvocationPlan, plan_invocation
+from durablehost.app.loader import FunctionInfo
 from durablehost.keys import FunctionKeys
-from durablehost.loader import FunctionInfo
 from durablehost.routes import RouteTemplate, RouteTemplateError, parse_route
 from durablehost.wire.client import PROBLEM_CONTENT_TYPE, problem_details, public_base_url
 

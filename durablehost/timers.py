@@ -32,10 +32,10 @@ import azure.functions as func
 from azure.functions.timer import TimerRequest
 from croniter import croniter
 
-from durablehost.config import resolve_app_setting
+from durablehost.app.config import resolve_app_setting
+from durablehost.app.invocation import FunctionInvoker, InvocationPlan, plan_invocation
+from durablehost.app.loader import FunctionInfo
 from durablehost.errors import AppLoadError, ConfigError
-from durablehost.invocation import FunctionInvoker, InvocationPlan, plan_invocation
-from durablehost.loader import FunctionInfo
 
 __all__ = ["TimerSchedule", "TimerService", "parse_schedule", "schedule_time_zone"]
 

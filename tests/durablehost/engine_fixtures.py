@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from durablehost.app.loader import FunctionIndex, load_app
 from durablehost.engine import DurableEngine
 from durablehost.episodes import SCHEDULING_EVENTS
-from durablehost.loader import FunctionIndex, load_app
 from durablehost.model.history import EventType, HistoryEvent
 from durablehost.model.instances import TERMINAL_STATUSES, InstanceStatus
 from durablehost.store import open_store

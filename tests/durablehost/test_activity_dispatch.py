@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from durablehost.activities import ActivityDispatcher, ActivityResult
-from durablehost.loader import FunctionIndex, load_app
+from durablehost.app.loader import FunctionIndex, load_app
 from durablehost.model.history import EventType
 from durablehost.store.base import ActivityWork
 

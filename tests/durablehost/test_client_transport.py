@@ -30,6 +30,7 @@ from azure.durable_functions import OrchestrationRuntimeStatus as Status
 from azure.durable_functions.models.utils import http_utils
 from azure.durable_functions.models.utils.entity_utils import EntityId
 
+from durablehost.app.loader import load_app
 from durablehost.client_transport import (
     SDK_CLIENT_MODULE,
     register_management,
@@ -38,7 +39,6 @@ from durablehost.client_transport import (
 )
 from durablehost.engine import DurableEngine
 from durablehost.host import DurableHost, HostOptions
-from durablehost.loader import load_app
 from durablehost.management import add_management_routes
 from durablehost.store import open_store
 from durablehost.wire.client import WEBHOOK_PATH, check_status_payload, client_binding_json

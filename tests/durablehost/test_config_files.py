@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from durablehost.config import (
+from durablehost.app.config import (
     DEFAULT_HUB_NAME,
     HostConfig,
     LocalSettings,

@@ -45,7 +45,7 @@ async def test_an_activity_exception_keeps_message_and_traceback(engine: Durable
     # The traceback points at the user's code, not at the host.
     assert "Traceback (most recent call last)" in text
     assert "function_app.py" in text and "in boom" in text
-    assert "durablehost/invoke.py" not in text
+    assert "durablehost/app/activity_invocation.py" not in text
 
 
 async def test_activity_failure_details_are_in_the_history(engine: DurableEngine) -> None:

@@ -16,10 +16,10 @@ import httpx
 import pytest
 from aiohttp import web
 
+from durablehost.app.invocation import FunctionInvoker
+from durablehost.app.loader import load_app
 from durablehost.http_front import HttpFront, build_http_routes
-from durablehost.invocation import FunctionInvoker
 from durablehost.keys import FunctionKeys
-from durablehost.loader import load_app
 
 APPS = Path(__file__).parent / "apps"
 

@@ -11,13 +11,13 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from durablehost.invocation import (
+from durablehost.app.invocation import (
     FunctionInvoker,
     InvocationContext,
     declares_context,
     plan_invocation,
 )
-from durablehost.loader import FunctionIndex, FunctionInfo, load_app
+from durablehost.app.loader import FunctionIndex, FunctionInfo, load_app
 
 APPS = Path(__file__).parent / "apps"
 

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from aiohttp import web
 
+from durablehost.app.loader import load_app
 from durablehost.engine import DurableEngine
-from durablehost.loader import load_app
 from durablehost.management import add_management_routes
 from durablehost.model.instances import RuntimeStatus
 from durablehost.store import open_store

@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from durablehost.app.invocation import FunctionInvoker
+from durablehost.app.loader import load_app
 from durablehost.errors import AppLoadError, ConfigError
-from durablehost.invocation import FunctionInvoker
-from durablehost.loader import load_app
 from durablehost.timers import TimerService, parse_schedule
 
 APPS = Path(__file__).parent / "apps"

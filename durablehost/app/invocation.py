@@ -23,7 +23,7 @@ from typing import Any
 
 import azure.functions as func
 
-from durablehost.loader import DURABLE_CLIENT, FunctionInfo
+from durablehost.app.loader import DURABLE_CLIENT, FunctionInfo
 
 __all__ = [
     "ClientBindingFactory",

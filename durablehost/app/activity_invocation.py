@@ -17,8 +17,8 @@ from typing import Any
 import azure.functions as func
 from azure.functions.meta import Datum
 
-from durablehost.invocation import InvocationContext, declares_context
-from durablehost.loader import FunctionInfo
+from durablehost.app.invocation import InvocationContext, declares_context
+from durablehost.app.loader import FunctionInfo
 
 __all__ = ["ActivityFailure", "call_async_activity", "call_sync_activity"]
 
