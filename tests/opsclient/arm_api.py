@@ -29,6 +29,7 @@ token (401 otherwise).
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import threading
@@ -128,10 +129,11 @@ class _Handler(BaseHTTPRequestHandler):
         required = self.state.required_token
         if required and self.headers.get("Authorization") != f"Bearer {required}":
             return self._send(401, {"error": {"code": "Unauthorized", "message": "bad token"}})
-        self._route(body)
         if fault == "drop":
             # Handled, but the answer is lost: the client sees the connection close.
+            self.wfile = io.BytesIO()
             self.close_connection = True
+        self._route(body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
