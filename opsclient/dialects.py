@@ -352,7 +352,9 @@ def _worded_status(
             result_url = resolve_url(base, body[key])
     error = None
     if state is RunState.FAILED:
-        error = failure_details(body) or dict(_NO_DETAILS)
+        named = "provisioningState" if dialect is Dialect.ARM else "status"
+        said = f"{named} is {word!r}, with no details"
+        error = failure_details(body) or {"message": said, "detail": said}
     elif state is RunState.CANCELED:
         error = failure_details(body)
     output: Any
