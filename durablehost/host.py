@@ -48,7 +48,7 @@ from durablehost.timers import TimerService
 from durablehost.wire.client import DEFAULT_CONNECTION, WEBHOOK_PATH, client_binding_json
 
 if TYPE_CHECKING:
-    from durablehost.engine import DurableEngine
+    from durablehost.engine.engine import DurableEngine
     from durablehost.store import SqliteTaskHubStore
     from durablehost.store.writer import ProcessWriter
 
@@ -255,7 +255,7 @@ class DurableHost:
         self._prepare()
         # Imported after the app: they pull in the Durable SDK, which reads ./host.json at
         # import time, so config errors must be reported (cleanly) first.
-        from durablehost.engine import DurableEngine
+        from durablehost.engine.engine import DurableEngine
         from durablehost.management import add_management_routes
         from durablehost.store import open_store
         from durablehost.store.writer import ProcessWriter

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from durablehost.app.loader import FunctionIndex, load_app
-from durablehost.engine import DurableEngine
-from durablehost.episodes import SCHEDULING_EVENTS
+from durablehost.engine.engine import DurableEngine
+from durablehost.engine.episodes import SCHEDULING_EVENTS
 from durablehost.model.history import EventType, HistoryEvent
 from durablehost.model.instances import TERMINAL_STATUSES, InstanceStatus
 from durablehost.store import open_store

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from durablehost.activities import ActivityDispatcher, ActivityResult
 from durablehost.app.loader import FunctionIndex, load_app
+from durablehost.engine.activities import ActivityDispatcher, ActivityResult
 from durablehost.model.history import EventType
 from durablehost.store.base import ActivityWork
 

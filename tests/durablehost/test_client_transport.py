@@ -37,7 +37,7 @@ from durablehost.client_transport import (
     registered_base_urls,
     unregister_management,
 )
-from durablehost.engine import DurableEngine
+from durablehost.engine.engine import DurableEngine
 from durablehost.host import DurableHost, HostOptions
 from durablehost.management import add_management_routes
 from durablehost.store import open_store

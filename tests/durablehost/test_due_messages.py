@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from durablehost.due_messages import DueMessages
+from durablehost.engine.due_messages import DueMessages
 from durablehost.model.history import EventType, HistoryEvent
 from durablehost.store.base import Message
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from durablehost.engine import DurableEngine
+from durablehost.engine.engine import DurableEngine
 from durablehost.errors import (
     InstanceAlreadyExistsError,
     InstanceFinishedError,
@@ -173,7 +173,7 @@ async def test_terminate_a_pending_instance_before_it_ran(engine: DurableEngine)
 
 
 async def test_concurrent_starts_of_one_id_start_it_once(engine: DurableEngine) -> None:
-    """Starts arriving together are committed together (durablehost.start_batch); of
+    """Starts arriving together are committed together (durablehost.engine.start_batch); of
     several with one explicit id exactly one wins, the others hear it exists."""
     instance_id = f"once-{uuid.uuid4().hex}"
     outcomes = await asyncio.gather(

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from durablehost.engine import DurableEngine
-from durablehost.episodes import execution_started
+from durablehost.engine.engine import DurableEngine
+from durablehost.engine.episodes import execution_started
 from durablehost.errors import UnknownFunctionError
 from durablehost.model.history import EventType
 from durablehost.model.instances import RuntimeStatus

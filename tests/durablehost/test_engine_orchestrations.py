@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from durablehost.engine import DurableEngine
+from durablehost.engine.engine import DurableEngine
+from durablehost.engine.executor import retry_delay
 from durablehost.errors import InstanceFinishedError, InstanceNotFoundError
-from durablehost.executor import retry_delay
 from durablehost.model.history import EventType, HistoryEvent
 from durablehost.model.instances import RuntimeStatus
 from tests.durablehost.engine_fixtures import (

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from durablehost.engine import DurableEngine
-from durablehost.episodes import execution_started
+from durablehost.engine.engine import DurableEngine
+from durablehost.engine.episodes import execution_started
 from durablehost.model.history import EventType
 from durablehost.model.instances import InstanceQuery, RuntimeStatus
 from durablehost.store import InstanceRecord, Message, open_store

@@ -16,10 +16,10 @@ from azure.durable_functions.models.DurableOrchestrationContext import (
 from azure.durable_functions.models.history import HistoryEvent as SdkHistoryEvent
 from azure.durable_functions.models.Task import AtomicTask
 
-from durablehost.executor import _new_task, _task_for_action
+from durablehost.engine.executor import _new_task, _task_for_action
+from durablehost.engine.sdk_context import new_sdk_context, sdk_event
 from durablehost.model.history import EventType, HistoryEvent
 from durablehost.model.instances import RuntimeStatus
-from durablehost.sdk_context import new_sdk_context, sdk_event
 from durablehost.store.base import InstanceRecord
 from durablehost.wire.orchestration import decode_action, encode_context, encode_event
 

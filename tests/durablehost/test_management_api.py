@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from durablehost.app.loader import load_app
-from durablehost.engine import DurableEngine
+from durablehost.engine.engine import DurableEngine
 from durablehost.management import add_management_routes
 from durablehost.model.instances import RuntimeStatus
 from durablehost.store import open_store

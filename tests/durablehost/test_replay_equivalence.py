@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from durablehost.engine import DurableEngine
-from durablehost.episodes import SCHEDULING_EVENTS
-from durablehost.executor import EpisodeOutcome, SessionExecutor, execute_episode
+from durablehost.engine.engine import DurableEngine
+from durablehost.engine.episodes import SCHEDULING_EVENTS
+from durablehost.engine.executor import EpisodeOutcome, SessionExecutor, execute_episode
 from durablehost.model.history import EventType, HistoryEvent
 from durablehost.model.instances import InstanceStatus
 from tests.durablehost.engine_fixtures import (

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from durablehost.engine import DurableEngine
-from durablehost.executor import ACTIVITY, SUB_ORCHESTRATION, TIMER, execute_episode
+from durablehost.engine.engine import DurableEngine
+from durablehost.engine.executor import ACTIVITY, SUB_ORCHESTRATION, TIMER, execute_episode
 from durablehost.model.history import EventType, HistoryEvent
 from durablehost.model.instances import RuntimeStatus
 from tests.durablehost.engine_fixtures import (

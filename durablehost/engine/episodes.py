@@ -17,7 +17,13 @@ from datetime import datetime
 from typing import Any, overload
 
 from durablehost.app.loader import FunctionInfo
-from durablehost.executor import ACTIVITY, SUB_ORCHESTRATION, TIMER, EpisodeOutcome, execute_episode
+from durablehost.engine.executor import (
+    ACTIVITY,
+    SUB_ORCHESTRATION,
+    TIMER,
+    EpisodeOutcome,
+    execute_episode,
+)
 from durablehost.model.history import EventType, HistoryEvent
 from durablehost.model.instances import TERMINAL_STATUSES, RuntimeStatus
 from durablehost.store.base import ActivityWork, EpisodeCommit, InstanceRecord, Message

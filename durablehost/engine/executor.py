@@ -29,8 +29,8 @@ from azure.durable_functions.models.Task import AtomicTask, RetryAbleTask, Timer
 from azure.durable_functions.models.TaskOrchestrationExecutor import TaskOrchestrationExecutor
 from azure.durable_functions.models.utils.df_serialization import df_dumps
 
+from durablehost.engine.sdk_context import HOST_ONLY_EVENTS, new_sdk_context, sdk_event
 from durablehost.model.history import EventType, HistoryEvent
-from durablehost.sdk_context import HOST_ONLY_EVENTS, new_sdk_context, sdk_event
 from durablehost.wire.orchestration import (
     OUT_OF_PROC_MARKER,
     ActionRecord,

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from durablehost.activities import ActivityDispatcher, ActivityResult
 from durablehost.app.loader import FunctionIndex
-from durablehost.due_messages import DueMessages
-from durablehost.episodes import (
+from durablehost.engine.activities import ActivityDispatcher, ActivityResult
+from durablehost.engine.due_messages import DueMessages
+from durablehost.engine.episodes import (
     SCHEDULING_EVENTS,
     EpisodePlan,
     HistoryView,
@@ -32,13 +32,15 @@ from durablehost.episodes import (
     new_execution_id,
     plan_episode,
 )
+from durablehost.engine.executor import SessionExecutor, execute_episode
+from durablehost.engine.rewind import plan_rewind
+from durablehost.engine.start_batch import StartBatch
 from durablehost.errors import (
     InstanceFinishedError,
     InstanceNotFoundError,
     InvalidInstanceStateError,
     UnknownFunctionError,
 )
-from durablehost.executor import SessionExecutor, execute_episode
 from durablehost.model.history import EventType, HistoryEvent
 from durablehost.model.instances import (
     TERMINAL_STATUSES,
@@ -47,8 +49,6 @@ from durablehost.model.instances import (
     InstanceStatus,
     RuntimeStatus,
 )
-from durablehost.rewind import plan_rewind
-from durablehost.start_batch import StartBatch
 from durablehost.store.base import (
     ActivityWork,
     EpisodeCommit,
