@@ -15,6 +15,8 @@ rule (see opsclient.final_state):
 - `DELETE /things/{name}` -> 202 + Operation-Location; no result URL: the status body;
 - `POST /things/{name}/explode` -> Failed with an ARM error;
 - `POST /orchestrators/hello` -> a Durable Functions check-status 202 (Location + body);
+- `POST /api/operations/{kind}` -> like `POST /reports`, for `start`/`run` (Idempotency-Key
+  honoured: the same key answers the same operation);
 - `GET /plain` -> a plain 200; `GET /elsewhere` -> `{"elsewhere": true}`;
 - `POST /reports?cross=1` -> `resourceLocation` on another origin (localhost).
 
@@ -141,6 +143,13 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [p for p in self._path().split("/") if p]
         if self.command == "GET":
             return self._get(parts)
+        if parts[:2] == ["api", "operations"] and len(parts) == 3 and self.command == "POST":
+            # The start endpoint, ARM style: Operation-Location names the status monitor.
+            op = self._start(
+                {"status": "Succeeded", "resourceLocation": "/reports/{op}/result"},
+                result={"rows": (body or {}).get("rows", 0)},
+            )
+            return self._accepted(op, location="/elsewhere")
         if parts == ["reports"] and self.command == "POST":
             where = "/reports/{op}/result"
             if "cross=1" in self.path:  # the result on another origin (a blob store, say)
