@@ -53,6 +53,7 @@ from operations.handlers.common import status_of
 from operations.kinds import find_kind_by_orchestrator
 from operations.lifecycle import ANNOUNCE_ACTIVITY
 from operations.monitor import TERMINAL_STATES, OperationLinks, OperationState, iso_utc
+from operations.outbound import OutboundRefused, OutboundUnreachable
 from operations.settings import get_float, get_int, get_setting
 from operations.webhooks import (
     DELIVERY_HEADER,
@@ -239,6 +240,8 @@ def webhook_delivery(
         if outcome["delivered"]:
             return {"delivered": True, "attempts": attempts}
         last_error = str(outcome["error"])
+        if outcome.get("final"):
+            break
         if attempts < max_attempts:
             delay = backoff_delay(
                 attempts,
@@ -280,8 +283,13 @@ def post_operation_webhook(attempt: dict[str, Any]) -> dict[str, Any]:
     timeout = get_float("OPS_WEBHOOK_TIMEOUT_SECONDS")
     try:
         code = post_webhook(str(attempt["url"]), payload, headers, timeout)
-    except (OSError, ValueError) as failure:
-        return {"delivered": False, "error": f"the receiver could not be reached: {failure}"}
+    except OutboundRefused as refusal:
+        # Policy, not luck: retrying would be refused the same way.
+        return {"delivered": False, "error": str(refusal), "final": True}
+    except OutboundUnreachable as failure:
+        return {"delivered": False, "error": str(failure)}
+    except ValueError as failure:  # checked at the start request; kept for older entries
+        return {"delivered": False, "error": f"the callbackUrl {failure}", "final": True}
     if 200 <= code < 300:
         return {"delivered": True, "error": ""}
     return {"delivered": False, "error": f"the receiver answered HTTP {code}"}

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from operations.monitor import iso_utc
+from operations.outbound import outbound_request
 
 __all__ = [
     "DELIVERY_HEADER",
@@ -141,10 +140,9 @@ def _parse_utc(text: str) -> datetime:
 
 
 def post_webhook(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """POST once; the HTTP status, or raise OSError when nothing answered in time."""
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
+    """POST once through the outbound policy, following no redirect (a 3xx is a failed
+    attempt); the HTTP status, or OutboundRefused / OutboundUnreachable."""
+    with outbound_request(
+        "POST", url, body=body, headers=headers, timeout=timeout, max_redirects=0
+    ) as response:
+        return response.status
