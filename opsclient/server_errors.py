@@ -52,7 +52,11 @@ def failure_details(body: Any) -> dict[str, Any] | None:
         return None
     error = body.get("error")
     details: dict[str, Any]
-    if isinstance(error, Mapping):
+    if _is_problem(body):
+        # Problem details are the error already, even with an `error` member inside (our
+        # monitor's 422 carries both): keep them whole, `status` and `operationStatus` too.
+        details = dict(body)
+    elif isinstance(error, Mapping):
         details = dict(error)
         if _text(error) is None and _text(body) is not None:
             # {"error": {"code": "X"}, "detail": "..."}: the words are beside the object.
@@ -61,8 +65,6 @@ def failure_details(body: Any) -> dict[str, Any] | None:
         details = {k: body[k] for k in _ERROR_MEMBERS if k in body}
         details["error"] = error
         details.setdefault("message", error.strip())
-    elif _is_problem(body):
-        details = dict(body)
     else:
         details = {k: body[k] for k in _ERROR_MEMBERS if k in body}
     text = failure_message(details)
@@ -129,8 +131,9 @@ def _nested_messages(error: Mapping[str, Any]) -> list[str]:
 
 
 def _is_problem(body: Mapping[str, Any]) -> bool:
-    # RFC 9457: `status` there is the HTTP code (an integer), never a state word.
-    return "type" in body or "title" in body or isinstance(body.get("status"), int)
+    # RFC 9457: `status` there is the HTTP code (an integer), never a state word. A bare
+    # `type` is not enough: status bodies use it for the kind of job.
+    return "title" in body or isinstance(body.get("status"), int)
 
 
 def _nonempty(value: Any) -> bool:

@@ -90,8 +90,8 @@ def test_a_failing_operation(running_app: RunningApp) -> None:
         pytest.raises(OperationFailed) as caught,
     ):
         client.run("ingest", {"urls": [f"{peer.url}/missing.csv"]}, timeout=WAIT)
-    error = caught.value.error
-    assert error["status"] == 500
+    error = caught.value.error  # the monitor's 422 problem (contract: Failed -> 422)
+    assert (error["status"], error["operationStatus"]) == (422, "Failed")
     assert "404" in str(error["detail"])
     assert "404" in str(caught.value)
     assert caught.value.status is not None and caught.value.status.state is RunState.FAILED

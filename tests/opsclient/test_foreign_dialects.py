@@ -331,6 +331,8 @@ def test_our_monitors_422_failed_is_operation_failed_with_its_message() -> None:
     step = observe(StatusPoller(STATUS_URL), problem)
     assert isinstance(step, Stop) and isinstance(step.error, OperationFailed)
     assert str(step.error) == "operation abc failed: partition 3 failed"
+    # The problem is the error, whole: its HTTP status and operationStatus included.
+    assert (step.error.error["status"], step.error.error["operationStatus"]) == (422, "Failed")
     assert step.error.status is not None and step.error.status.http_status == 422
 
 
