@@ -6,8 +6,8 @@
     ...
     await host.stop()       # stops timers, the server, then the engine
 
-One aiohttp application on one port serves the HTTP triggers (durablehost.http_front) and
-the Durable Functions management API (durablehost.management) under
+One aiohttp application on one port serves the HTTP triggers (durablehost.front.http_front) and
+the Durable Functions management API (durablehost.front.management) under
 /runtime/webhooks/durabletask/, which is also the durable client's `rpcBaseUrl`.
 """
 
@@ -38,13 +38,18 @@ from durablehost.app.config import (
 )
 from durablehost.app.invocation import FunctionInvoker
 from durablehost.app.loader import FunctionIndex, load_app
-from durablehost.client_transport import register_management, unregister_management
 from durablehost.errors import AppLoadError, ConfigError
-from durablehost.http_front import MAX_BODY_BYTES, HttpFront, build_http_routes, cors_middleware
-from durablehost.keys import FunctionKeys, load_or_create_keys
+from durablehost.front.client_transport import register_management, unregister_management
+from durablehost.front.http_front import (
+    MAX_BODY_BYTES,
+    HttpFront,
+    build_http_routes,
+    cors_middleware,
+)
+from durablehost.front.keys import FunctionKeys, load_or_create_keys
+from durablehost.front.routes import RouteTemplateError
 from durablehost.model.instances import TaskHubClient
-from durablehost.routes import RouteTemplateError
-from durablehost.timers import TimerService
+from durablehost.triggers.timer import TimerService
 from durablehost.wire.client import DEFAULT_CONNECTION, WEBHOOK_PATH, client_binding_json
 
 if TYPE_CHECKING:
@@ -256,7 +261,7 @@ class DurableHost:
         # Imported after the app: they pull in the Durable SDK, which reads ./host.json at
         # import time, so config errors must be reported (cleanly) first.
         from durablehost.engine.engine import DurableEngine
-        from durablehost.management import add_management_routes
+        from durablehost.front.management import add_management_routes
         from durablehost.store import open_store
         from durablehost.store.writer import ProcessWriter
 

@@ -28,8 +28,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from durablehost.front.keys import FunctionKeys
 from durablehost.host import DurableHost, HostOptions
-from durablehost.keys import FunctionKeys
 from durablehost.model.instances import TaskHubClient
 
 __all__ = ["RunningHost", "run_host"]

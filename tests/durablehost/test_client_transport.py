@@ -1,4 +1,4 @@
-"""The durable client talks to its host in-process (durablehost.client_transport).
+"""The durable client talks to its host in-process (durablehost.front.client_transport).
 
 A real DurableHost serves the mgmt_basic app on a free port with its access log on, so a
 request that reaches the server over a socket leaves a record: in-process calls leave none.
@@ -31,15 +31,15 @@ from azure.durable_functions.models.utils import http_utils
 from azure.durable_functions.models.utils.entity_utils import EntityId
 
 from durablehost.app.loader import load_app
-from durablehost.client_transport import (
+from durablehost.engine.engine import DurableEngine
+from durablehost.front.client_transport import (
     SDK_CLIENT_MODULE,
     register_management,
     registered_base_urls,
     unregister_management,
 )
-from durablehost.engine.engine import DurableEngine
+from durablehost.front.management import add_management_routes
 from durablehost.host import DurableHost, HostOptions
-from durablehost.management import add_management_routes
 from durablehost.store import open_store
 from durablehost.wire.client import WEBHOOK_PATH, check_status_payload, client_binding_json
 from tests.support.ports import free_port

@@ -18,7 +18,7 @@ from durablehost.app.config import (
     resolve_app_setting,
 )
 from durablehost.errors import ConfigError
-from durablehost.keys import FunctionKeys, load_or_create_keys
+from durablehost.front.keys import FunctionKeys, load_or_create_keys
 
 
 def _write(path: Path, text: str) -> Path:

@@ -18,8 +18,8 @@ from aiohttp import web
 
 from durablehost.app.invocation import FunctionInvoker
 from durablehost.app.loader import load_app
-from durablehost.http_front import HttpFront, build_http_routes
-from durablehost.keys import FunctionKeys
+from durablehost.front.http_front import HttpFront, build_http_routes
+from durablehost.front.keys import FunctionKeys
 
 APPS = Path(__file__).parent / "apps"
 

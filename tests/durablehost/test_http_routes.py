@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from durablehost.routes import RouteTemplateError, parse_route
+from durablehost.front.routes import RouteTemplateError, parse_route
 
 
 @pytest.mark.parametrize(

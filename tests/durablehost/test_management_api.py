@@ -18,7 +18,7 @@ from aiohttp import web
 
 from durablehost.app.loader import load_app
 from durablehost.engine.engine import DurableEngine
-from durablehost.management import add_management_routes
+from durablehost.front.management import add_management_routes
 from durablehost.model.instances import RuntimeStatus
 from durablehost.store import open_store
 from tests.support.ports import free_port

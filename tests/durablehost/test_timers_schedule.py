@@ -18,7 +18,7 @@ import pytest
 from durablehost.app.invocation import FunctionInvoker
 from durablehost.app.loader import load_app
 from durablehost.errors import AppLoadError, ConfigError
-from durablehost.timers import TimerService, parse_schedule
+from durablehost.triggers.timer import TimerService, parse_schedule
 
 APPS = Path(__file__).parent / "apps"
 T0 = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)  # a Thursday

@@ -7,7 +7,7 @@ handler task), about 0.7 ms of host CPU per started orchestration. While a host 
 module swaps the three request functions the client module copies into every client
 (`post_async_request`, `get_async_request`, `delete_async_request` of
 `azure.durable_functions.models.DurableOrchestrationClient`) for wrappers that hand a call
-for that host straight to its management API (durablehost.management.InProcessManagement):
+for that host straight to its management API (durablehost.front.management.InProcessManagement):
 same router, handlers, validation and problem+json errors, so the same status codes and
 JSON bodies, with no socket.
 
@@ -43,10 +43,10 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 from yarl import URL
 
-from durablehost.management import DEFAULT_MAX_BODY_BYTES
+from durablehost.front.management import DEFAULT_MAX_BODY_BYTES
 
 if TYPE_CHECKING:
-    from durablehost.management import InProcessManagement
+    from durablehost.front.management import InProcessManagement
 
 __all__ = [
     "SDK_CLIENT_MODULE",

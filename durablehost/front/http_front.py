@@ -24,8 +24,8 @@ from multidict import CIMultiDict
 
 from durablehost.app.invocation import FunctionInvoker, InvocationPlan, plan_invocation
 from durablehost.app.loader import FunctionInfo
-from durablehost.keys import FunctionKeys
-from durablehost.routes import RouteTemplate, RouteTemplateError, parse_route
+from durablehost.front.keys import FunctionKeys
+from durablehost.front.routes import RouteTemplate, RouteTemplateError, parse_route
 from durablehost.wire.client import PROBLEM_CONTENT_TYPE, problem_details, public_base_url
 
 __all__ = [

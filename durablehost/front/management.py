@@ -64,7 +64,7 @@ from durablehost.wire.client import (
 )
 
 if TYPE_CHECKING:
-    from durablehost.client_transport import InProcessRequest
+    from durablehost.front.client_transport import InProcessRequest
 
 __all__ = [
     "CONTINUATION_HEADER",

@@ -1,0 +1,8 @@
+"""The triggers layer: functions the host starts on its own, not on an HTTP request.
+
+Timer triggers today (`timer`); queue and blob triggers belong here too.
+
+May import durablehost.errors and the layers below the engine: model, wire, store, app
+(a trigger calls its function through app.invocation, whose durable client reaches the
+engine over the management API). Never the HTTP front or the host, which starts them.
+"""
