@@ -1,8 +1,10 @@
 """`python -m opsclient`: start operations, watch them, fetch their results.
 
-Exit codes: 0 done; 1 the operation failed or was canceled; 2 bad input (arguments, or
-the server refused the request as invalid); 3 timed out; 4 the server could not be reached
-or answered an error or nonsense; 130 interrupted (Ctrl-C).
+Exit codes (the same whichever status dialect reported the outcome; table in
+docs/client.md): 0 done; 1 the operation failed; 2 usage or a request the server refused
+as invalid; 3 our wait timed out (an hour unless --timeout/--no-timeout); 4 the server
+could not be reached or answered an error or nonsense; 5 the operation was canceled;
+6 not found; 7 gone (expired); 8 authentication refused; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -20,11 +22,17 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from opsclient.defaults import DEFAULT_WAIT_TIMEOUT
 from opsclient.errors import (
+    AuthenticationFailed,
     ConfigurationError,
     HTTPStatusError,
+    OperationAlreadyFinished,
+    OperationCanceled,
     OperationError,
     OperationFailed,
+    OperationGone,
+    OperationNotFound,
     OperationTimeout,
     OpsClientError,
 )
@@ -41,9 +49,16 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_TIMEOUT = 3
 EXIT_REQUEST = 4
+EXIT_CANCELED = 5
+EXIT_NOT_FOUND = 6
+EXIT_GONE = 7
+EXIT_AUTH = 8
 EXIT_INTERRUPTED = 130
 # Statuses by which a server says "your request is wrong", as opposed to "I am broken".
-_BAD_INPUT_STATUSES = frozenset({400, 404, 405, 409, 413, 415, 422})
+_BAD_INPUT_STATUSES = frozenset({400, 405, 409, 413, 415, 422})
+# Problem types (and operationStatus words) by which a monitor reports the operation's own
+# outcome as an error status (our API: 422 Failed, 409 Canceled).
+_OUTCOME_CODES = {"failed": EXIT_FAILED, "canceled": EXIT_CANCELED, "cancelled": EXIT_CANCELED}
 
 _stderr = Console(stderr=True)
 
@@ -134,22 +149,41 @@ def _reports_errors(command: Callable[P, None]) -> Callable[P, None]:
             command(*args, **kwargs)
         except OperationFailed as exc:
             _fail(str(exc), EXIT_FAILED, details=dict(exc.error))
-        except OperationTimeout as exc:
-            _fail(str(exc), EXIT_TIMEOUT)
-        except OperationError as exc:
-            _fail(str(exc), EXIT_FAILED)
-        except ConfigurationError as exc:
-            message = str(exc)
-            if "base_url" in message:
-                message += "; pass --base-url or set OPSCLIENT_BASE_URL"
-            _fail(message, EXIT_BAD_INPUT)
-        except HTTPStatusError as exc:
-            code = EXIT_BAD_INPUT if exc.status_code in _BAD_INPUT_STATUSES else EXIT_REQUEST
-            _fail(str(exc), code)
         except OpsClientError as exc:
-            _fail(str(exc), EXIT_REQUEST)
+            message = str(exc)
+            if isinstance(exc, ConfigurationError) and "base_url" in message:
+                message += "; pass --base-url or set OPSCLIENT_BASE_URL"
+            _fail(message, exit_code(exc))
 
     return guarded
+
+
+def exit_code(error: OpsClientError) -> int:
+    """The exit code for `error`: one per kind of outcome, whatever the dialect said."""
+    if isinstance(error, OperationTimeout):
+        return EXIT_TIMEOUT
+    if isinstance(error, OperationCanceled):
+        return EXIT_CANCELED
+    if isinstance(error, OperationError):
+        return EXIT_FAILED
+    if isinstance(error, ConfigurationError | OperationAlreadyFinished):
+        return EXIT_BAD_INPUT
+    if isinstance(error, HTTPStatusError):
+        outcome = str(error.problem.get("operationStatus", "")).lower()
+        problem_type = str(error.problem.get("type", "")).lower()
+        for word, code in _OUTCOME_CODES.items():
+            if outcome == word or problem_type.endswith(f"operation-{word}"):
+                return code
+        if isinstance(error, AuthenticationFailed):
+            return EXIT_AUTH
+        if isinstance(error, OperationNotFound):
+            # A start answered 404 names an unknown kind: a usage error, not a lost operation.
+            return EXIT_BAD_INPUT if error.method == "POST" else EXIT_NOT_FOUND
+        if isinstance(error, OperationGone):
+            return EXIT_GONE
+        if error.status_code in _BAD_INPUT_STATUSES:
+            return EXIT_BAD_INPUT
+    return EXIT_REQUEST
 
 
 def _fail(message: str, code: int, details: dict[str, Any] | None = None) -> None:
@@ -285,7 +319,14 @@ def _wait_with_display(
 
 
 _TIMEOUT = click.option(
-    "--timeout", type=click.FloatRange(min=0), help="Give up after S seconds in total."
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_WAIT_TIMEOUT,
+    show_default=True,
+    help="Give up waiting after S seconds in total (the operation keeps running).",
+)
+_NO_TIMEOUT = click.option(
+    "--no-timeout", is_flag=True, help="Wait as long as it takes (overrides --timeout)."
 )
 _CANCEL_ON_INTERRUPT = click.option(
     "--cancel-on-interrupt", is_flag=True, help="On Ctrl-C, cancel the operation on the server."
@@ -321,6 +362,7 @@ def main() -> None:
 @_INPUT
 @_OUT
 @_TIMEOUT
+@_NO_TIMEOUT
 @_CANCEL_ON_INTERRUPT
 @_ACCEPT
 @_PROGRESS
@@ -332,6 +374,7 @@ def run(
     input_: Any,
     out: Path | None,
     timeout: float | None,
+    no_timeout: bool,
     cancel_on_interrupt: bool,
     accept: str | None,
     progress: bool | None,
@@ -346,7 +389,7 @@ def run(
             client,
             operation,
             label=kind,
-            timeout=timeout,
+            timeout=None if no_timeout else timeout,
             cancel_on_interrupt=cancel_on_interrupt,
             progress=progress,
         )
@@ -384,6 +427,7 @@ def status(operation: str, **options: Any) -> None:
 @main.command()
 @click.argument("operation")
 @_TIMEOUT
+@_NO_TIMEOUT
 @_CANCEL_ON_INTERRUPT
 @_PROGRESS
 @_connection_options
@@ -391,6 +435,7 @@ def status(operation: str, **options: Any) -> None:
 def wait(
     operation: str,
     timeout: float | None,
+    no_timeout: bool,
     cancel_on_interrupt: bool,
     progress: bool | None,
     **options: Any,
@@ -401,7 +446,7 @@ def wait(
             client,
             operation,
             label="waiting",
-            timeout=timeout,
+            timeout=None if no_timeout else timeout,
             cancel_on_interrupt=cancel_on_interrupt,
             progress=progress,
         )
