@@ -23,6 +23,7 @@ import azure.functions as func
 from azure.core.exceptions import AzureError
 
 from operations.errors import StorageConfigurationError
+from operations.handlers.common import bad_request
 from operations.handlers.control import approve_operation, cancel_operation
 from operations.handlers.listing import list_operations
 from operations.handlers.result import get_result
@@ -33,6 +34,7 @@ from operations.handlers.status import (
     status_method_not_allowed,
 )
 from operations.problems import problem
+from operations.requests import BadRequest
 
 __all__ = ["bp"]
 
@@ -45,6 +47,9 @@ async def _answer(handling: Awaitable[func.HttpResponse]) -> func.HttpResponse:
     """Run a handler; failures of what it depends on leave as problem+json, not a bare 500."""
     try:
         return await handling
+    except BadRequest as error:
+        # A reader deep in a handler (a header, a query value) refused the request.
+        return bad_request(error)
     except StorageConfigurationError as error:
         return problem(500, "storage-not-configured", f"The app cannot reach storage: {error}.")
     except AzureError as error:

@@ -1,15 +1,27 @@
 """Reading HTTP requests: JSON bodies with size and media-type checks, Accept negotiation,
-list query parameters and continuation tokens. No I/O, so it is unit-tested directly."""
+list query parameters, continuation tokens and header values. No I/O, so it is unit-tested
+directly.
+
+Every reader here is total: for any text or bytes a client can send it returns a value or
+raises BadRequest (answered as problem+json), never another exception, so no request can
+turn into a 500. Bounds are explicit (JSON depth and number length in operations.json_input,
+query integers as ASCII digits of bounded length, continuation tokens of bounded length
+and alphabet) because Python's own parsers fail on such input with ValueError or
+RecursionError instead of a refusal.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from operations.errors import OperationsError
+from operations.json_input import JsonRefused, parse_json_text
 from operations.kinds import all_kinds
 from operations.monitor import OperationState
 
@@ -23,10 +35,21 @@ __all__ = [
     "is_json_media_type",
     "parse_json_body",
     "parse_list_query",
+    "parse_query_int",
+    "read_header",
 ]
 
 DEFAULT_TOP = 50
 MAX_TOP = 1000
+# Our tokens wrap the hub's: its tokens (a table key pair, an offset) are far shorter.
+MAX_CONTINUATION_CHARS: Final = 4096
+_BASE64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
+# What the hub token may hold: it goes back to the task hub as a header value.
+_HEADER_SAFE: Final = re.compile(r"[\x20-\x7e]+")
+# A query integer: ASCII digits only (str.isdigit() and int() also take "²", "٣" or "1_0"),
+# at most 9 of them, so int() never meets a long string.
+_QUERY_INT: Final = re.compile(r"[0-9]{1,9}")
+_QVALUE: Final = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
 
 
 class BadRequest(OperationsError):
@@ -72,15 +95,37 @@ def parse_json_body(body: bytes, content_type: str | None, max_bytes: int) -> An
     if not body.strip():
         return {}
     try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        raise BadRequest(400, "invalid-json", "The body is not UTF-8 encoded JSON.") from None
-    except json.JSONDecodeError as error:
+        return parse_json_text(body)
+    except JsonRefused as error:
+        raise BadRequest(
+            400, "invalid-json", f"The body is not JSON this API reads: {error}."
+        ) from None
+
+
+def read_header(headers: Mapping[str, str], name: str) -> str | None:
+    """The value of header `name` (None when absent), or BadRequest 400 when it is not text.
+
+    Header values are ASCII (RFC 9110 section 5.5; obs-text is tolerated as Latin-1); a
+    host that decodes raw bytes leniently (utf-8 with surrogateescape) can hand over lone
+    surrogates, which no later `.encode()` survives. Refusing them here names the header.
+    """
+    value = headers.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _is_header_text(value):
         raise BadRequest(
             400,
-            "invalid-json",
-            f"The body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}.",
-        ) from None
+            "invalid-header",
+            f"The {name} header is not readable text: send it as ASCII (e.g. a UUID for "
+            "Idempotency-Key, media types for Accept, quoted ETags for If-None-Match).",
+            header=name,
+        )
+    return value
+
+
+def _is_header_text(value: str) -> bool:
+    # Tab, visible ASCII, space and obs-text (U+0080..U+00FF); no other control character.
+    return all(ch == "\t" or (0x20 <= ord(ch) <= 0xFF and ord(ch) != 0x7F) for ch in value)
 
 
 def _accept_ranges(accept: str) -> list[tuple[str, float]]:
@@ -92,13 +137,18 @@ def _accept_ranges(accept: str) -> list[tuple[str, float]]:
             continue
         quality = 1.0
         for param in parts[1:]:
-            if param.startswith("q="):
-                try:
-                    quality = float(param[2:])
-                except ValueError:
-                    quality = 0.0
+            if param.lower().startswith("q="):
+                quality = _quality(param[2:])
         ranges.append((media, quality))
     return ranges
+
+
+def _quality(text: str) -> float:
+    """An Accept weight (RFC 9110 section 12.4.2: 0 to 1, at most three decimals); anything
+    else (`q=nan`, `q=²`, `q=1e999`) weighs 0, so a malformed range never wins."""
+    if not _QVALUE.fullmatch(text):
+        return 0.0
+    return float(text)
 
 
 def choose_media_type(accept: str | None, available: list[str]) -> str | None:
@@ -165,18 +215,45 @@ def encode_continuation(hub_token: str) -> str:
 
 def decode_continuation(token: str) -> str:
     """The task hub token a continuation token stands for; BadRequest if it is not ours."""
+    refused = BadRequest(
+        400,
+        "invalid-query",
+        "continuationToken is not one this API handed out; take it from nextLink.",
+        errors=[{"field": "continuationToken", "detail": "not a token from nextLink"}],
+    )
+    if len(token) > MAX_CONTINUATION_CHARS or not _BASE64URL.fullmatch(token):
+        raise refused
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-        if data.get("v") != 1 or not isinstance(data["h"], str) or not data["h"]:
-            raise ValueError("not a version 1 token")
-        return str(data["h"])
-    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError, RecursionError):
-        raise BadRequest(
-            400,
-            "invalid-query",
-            "continuationToken is not one this API handed out; take it from nextLink.",
-        ) from None
+        data = parse_json_text(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, JsonRefused):
+        raise refused from None
+    # type() is int: `true` and `1.0` equal 1 in Python, and neither is our version.
+    if not isinstance(data, dict) or type(data.get("v")) is not int or data["v"] != 1:
+        raise refused
+    hub_token = data.get("h")
+    if not isinstance(hub_token, str) or not _HEADER_SAFE.fullmatch(hub_token):
+        raise refused
+    return hub_token
+
+
+def parse_query_int(raw: str, name: str, minimum: int, maximum: int) -> int:
+    """The integer in query parameter `name`, from `minimum` to `maximum`.
+
+    Only ASCII digits are read (surrounding blanks ignored): `int()` would also take
+    "1_000" and Unicode digits such as "٣", and fail with ValueError past 4,300 digits.
+    Raises BadRequest 400 with the parameter in `errors` for anything else.
+    """
+    text = raw.strip(" \t")
+    if _QUERY_INT.fullmatch(text) and minimum <= int(text) <= maximum:
+        return int(text)
+    shown = raw if len(raw) <= 40 else raw[:40] + "..."
+    detail = f"must be an integer from {minimum} to {maximum} in ASCII digits, got {shown!r}"
+    raise BadRequest(
+        400,
+        "invalid-query",
+        f"Bad query parameter {name}: {detail}.",
+        errors=[{"field": name, "detail": detail}],
+    )
 
 
 def parse_list_query(params: dict[str, str]) -> ListQuery:
@@ -203,18 +280,19 @@ def parse_list_query(params: dict[str, str]) -> ListQuery:
     raw_top = params.get("top")
     if raw_top is not None and raw_top != "":
         try:
-            top = int(raw_top)
-        except ValueError:
-            top = 0
-        if not 1 <= top <= MAX_TOP:
-            problems.append({"field": "top", "detail": f"must be an integer from 1 to {MAX_TOP}"})
+            top = parse_query_int(raw_top, "top", 1, MAX_TOP)
+        except BadRequest as error:
+            problems.extend(error.extra["errors"])
     continuation = None
     token = params.get("continuationToken")
     if token:
-        continuation = decode_continuation(token)
+        try:
+            continuation = decode_continuation(token)
+        except BadRequest as error:
+            problems.extend(error.extra["errors"])
     if problems:
-        names = ", ".join(p["field"] for p in problems)
-        raise BadRequest(400, "invalid-query", f"Bad query parameters ({names}).", errors=problems)
+        details = "; ".join(f"{p['field']} {p['detail']}" for p in problems)
+        raise BadRequest(400, "invalid-query", f"Bad query parameters: {details}.", errors=problems)
     return ListQuery(
         states=tuple(dict.fromkeys(states)), kind=kind, top=top, continuation=continuation
     )

@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -23,6 +24,7 @@ __all__ = [
     "find_operation",
     "gone_or_missing",
     "json_response",
+    "request_links",
     "retry_after",
     "status_of",
     "utc_now",
@@ -43,6 +45,29 @@ def json_response(
 def bad_request(error: BadRequest) -> func.HttpResponse:
     """The problem+json answer to a refused request."""
     return problem(error.status, error.slug, error.detail, **error.extra)
+
+
+def request_links(req: func.HttpRequest) -> OperationLinks:
+    """The links of this request's host; BadRequest 400 when its Host is not a host.
+
+    The host builds the request URL from the Host header as sent, and a hostile one
+    (`[::1`, `a b`, a port past 65535) either breaks URL parsing or would be handed back
+    in every link.
+    """
+    try:
+        parts = urlsplit(req.url)
+        _ = parts.port  # raises ValueError for a port that is not 0..65535
+        netloc = parts.netloc
+    except ValueError:
+        netloc = ""
+    if not netloc or not netloc.isascii() or not netloc.isprintable() or " " in netloc:
+        raise BadRequest(
+            400,
+            "invalid-host",
+            "The Host header is not a host name or address with an optional port "
+            "(e.g. api.example.com or [::1]:7071).",
+        )
+    return OperationLinks.from_request_url(req.url)
 
 
 def retry_after() -> str:

@@ -16,7 +16,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from operations.errors import TaskHubUnavailableError
-from operations.handlers.common import bad_request, json_response, status_of
+from operations.handlers.common import bad_request, json_response, request_links, status_of
 from operations.instance_pages import read_instance_page
 from operations.kinds import find_kind_by_orchestrator
 from operations.monitor import OperationLinks, runtime_statuses_for
@@ -40,7 +40,7 @@ async def list_operations(
         query = parse_list_query(dict(req.params))
     except BadRequest as error:
         return bad_request(error)
-    links = OperationLinks.from_request_url(req.url)
+    links = request_links(req)
     try:
         items, hub_token = await _read_page(client, query, links)
     except TaskHubUnavailableError as error:

@@ -9,8 +9,14 @@ import asyncio
 import azure.durable_functions as df
 import azure.functions as func
 
-from operations.handlers.common import bad_request, blob_store, find_operation, retry_after
-from operations.monitor import TERMINAL_STATES, OperationLinks, OperationState, operation_state
+from operations.handlers.common import (
+    bad_request,
+    blob_store,
+    find_operation,
+    request_links,
+    retry_after,
+)
+from operations.monitor import TERMINAL_STATES, OperationState, operation_state
 from operations.problems import problem
 from operations.requests import BadRequest, choose_media_type, etag_matches
 from operations.result_delivery import (
@@ -40,7 +46,7 @@ async def get_result(
     if isinstance(found, func.HttpResponse):
         return found
     status, kind = found
-    links = OperationLinks.from_request_url(req.url)
+    links = request_links(req)
     monitor_link = {"Link": f'<{links.operation(operation_id)}>; rel="monitor"'}
     state = operation_state(status.runtime_status.value if status.runtime_status else None)
     if state is not OperationState.SUCCEEDED:

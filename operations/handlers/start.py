@@ -18,14 +18,21 @@ from operations.errors import (
     InputValidationError,
     UnknownKindError,
 )
-from operations.handlers.common import bad_request, blob_store, json_response, retry_after, utc_now
+from operations.handlers.common import (
+    bad_request,
+    blob_store,
+    json_response,
+    request_links,
+    retry_after,
+    utc_now,
+)
 from operations.idempotency import IdempotencyStore, check_key, request_fingerprint
 from operations.kinds import OperationKind, all_kinds, get_kind
 from operations.kinds import operation_input as build_operation_input
 from operations.lifecycle import webhook_flag
 from operations.monitor import OperationLinks, OperationState
 from operations.problems import problem, validation_problem
-from operations.requests import BadRequest, parse_json_body
+from operations.requests import BadRequest, parse_json_body, read_header
 from operations.settings import get_int, get_setting
 from operations.validation import check_url
 from operations.webhooks import WebhookEntry
@@ -46,7 +53,7 @@ def read_start_request(req: func.HttpRequest, kind: OperationKind) -> StartReque
     """Parse and validate a start body; BadRequest (413/415/400 JSON) or
     InputValidationError naming every bad field, callbackUrl included."""
     body = parse_json_body(
-        req.get_body(), req.headers.get("Content-Type"), get_int("OPS_MAX_REQUEST_BYTES")
+        req.get_body(), read_header(req.headers, "Content-Type"), get_int("OPS_MAX_REQUEST_BYTES")
     )
     problems: list[FieldProblem] = []
     callback_url: str | None = None
@@ -96,8 +103,9 @@ async def start_operation(
         return validation_problem(error.problems)
     payload, callback_url = request.payload, request.callback_url
 
-    links = OperationLinks.from_request_url(req.url)
+    links = request_links(req)
     operation_id = uuid.uuid4().hex
+    # check_key refuses anything but visible ASCII before the key is encoded or stored.
     key = req.headers.get("Idempotency-Key")
     replayed = False
     if key is not None:

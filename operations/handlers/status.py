@@ -18,8 +18,14 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from operations.handlers.common import find_operation, json_response, retry_after, status_of
-from operations.monitor import TERMINAL_STATES, OperationLinks, OperationState, ended_problem
+from operations.handlers.common import (
+    find_operation,
+    json_response,
+    request_links,
+    retry_after,
+    status_of,
+)
+from operations.monitor import TERMINAL_STATES, OperationState, ended_problem
 from operations.problems import PROBLEM_JSON, problem
 
 __all__ = ["get_operation", "get_operation_status", "status_method_not_allowed"]
@@ -39,7 +45,7 @@ async def _status_body(
     if isinstance(found, func.HttpResponse):
         return found
     status, kind = found
-    return status_of(status, kind, OperationLinks.from_request_url(req.url))
+    return status_of(status, kind, request_links(req))
 
 
 async def get_operation(
