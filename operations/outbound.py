@@ -402,10 +402,14 @@ class _CheckedHTTPSConnection(_CheckedHTTPConnection):
     default_port = 443
 
     def __init__(
-        self, target: OutboundTarget, addresses: Sequence[IPAddress], timeout: float
+        self,
+        target: OutboundTarget,
+        addresses: Sequence[IPAddress],
+        timeout: float,
+        tls: ssl.SSLContext,
     ) -> None:
         super().__init__(target, addresses, timeout)
-        self.tls = ssl.create_default_context()
+        self.tls = tls
 
     def connect(self) -> None:
         """TCP to a checked address, then TLS for the name."""
@@ -463,6 +467,7 @@ def _send_once(
     timeout: float,
     policy: OutboundPolicy,
     resolver: Resolver,
+    tls: ssl.SSLContext | None,
 ) -> OutboundResponse:
     literal = literal_address(target.host)
     try:
@@ -471,8 +476,11 @@ def _send_once(
         log.warning("outbound: cannot resolve %s: %r", target.host, error)
         raise OutboundUnreachable(target.url) from None
     policy.check_resolved(target.host, addresses)
-    kind = _CheckedHTTPSConnection if target.scheme == "https" else _CheckedHTTPConnection
-    connection = kind(target, addresses, timeout)
+    connection = (
+        _CheckedHTTPSConnection(target, addresses, timeout, tls or ssl.create_default_context())
+        if target.scheme == "https"
+        else _CheckedHTTPConnection(target, addresses, timeout)
+    )
     try:
         connection.request(method, target.path, body=body, headers=dict(headers))
         response = connection.getresponse()
@@ -493,6 +501,7 @@ def outbound_request(
     max_redirects: int = 0,
     policy: OutboundPolicy | None = None,
     resolver: Resolver = resolve_host,
+    tls: ssl.SSLContext | None = None,
 ) -> OutboundResponse:
     """Send one request through the policy; the response of the last hop, whatever its
     status (a 3xx when redirects ran out or are not followed).
@@ -500,7 +509,8 @@ def outbound_request(
     Follows up to `max_redirects` redirects, each checked like the first URL; a 303 (and
     a 301/302 of a POST) continues as a GET without body, and credentials go only to the
     first origin. Raises OutboundRefused or OutboundUnreachable, both with messages a
-    client may read; ValueError for a malformed `url`.
+    client may read; ValueError for a malformed `url`. `resolver` and `tls` (the trust
+    store; the system's by default) are for tests.
     """
     policy = policy if policy is not None else OutboundPolicy.from_settings()
     target = parse_outbound_url(url)
@@ -508,7 +518,7 @@ def outbound_request(
     sent_headers = dict(headers or {})
     hops = 0
     while True:
-        response = _send_once(method, target, body, sent_headers, timeout, policy, resolver)
+        response = _send_once(method, target, body, sent_headers, timeout, policy, resolver, tls)
         location = response.headers.get("Location")
         if response.status not in _REDIRECT_STATUSES or not location or hops == max_redirects:
             return response

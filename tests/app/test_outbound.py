@@ -7,16 +7,23 @@ allows, on the address it checked, and tell a client nothing about what listens 
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from operations.errors import InputValidationError
 from operations.outbound import (
@@ -265,8 +272,8 @@ def _ok(seen: Seen) -> tuple[int, dict[str, str], bytes]:
 
 
 @contextmanager
-def local_server(answer: Answer = _ok) -> Iterator[LocalServer]:
-    """Serve `answer` for GET and POST until the block exits."""
+def local_server(answer: Answer = _ok, tls: ssl.SSLContext | None = None) -> Iterator[LocalServer]:
+    """Serve `answer` for GET and POST (over TLS with `tls`) until the block exits."""
     server_state = LocalServer(port=free_port())
 
     class Handler(BaseHTTPRequestHandler):
@@ -293,6 +300,8 @@ def local_server(answer: Answer = _ok) -> Iterator[LocalServer]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", server_state.port), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield server_state
@@ -530,3 +539,64 @@ def test_an_unknown_name_reads_like_any_unreachable_host() -> None:
     with pytest.raises(OutboundUnreachable) as raised:
         outbound_request("GET", "https://nowhere.example/x", timeout=5, resolver=resolver)
     assert str(raised.value) == "https://nowhere.example/x could not be reached"
+
+
+# ------------------------------------------------------------------------------- TLS
+
+
+def _self_signed(directory: Path, name: str) -> Path:
+    """A self-signed certificate (and its key) for `name`, in one PEM file."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    pem = directory / f"{name}.pem"
+    pem.write_bytes(
+        certificate.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return pem
+
+
+def test_https_to_a_pinned_address_keeps_the_name_for_sni_and_the_certificate(
+    tmp_path: Path,
+) -> None:
+    pem = _self_signed(tmp_path, "innocent.example")
+    trust = ssl.create_default_context(cafile=str(pem))
+    resolver = NamesResolver({"innocent.example": ["127.0.0.1"]})
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(pem)
+    sni: list[str | None] = []
+
+    def remember(sock: ssl.SSLObject, name: str, context: ssl.SSLContext) -> None:
+        sni.append(name)
+
+    server_tls.sni_callback = remember
+    with local_server(tls=server_tls) as server:
+        url = f"https://innocent.example:{server.port}/secure"
+        with outbound_request(
+            "GET", url, timeout=5, policy=LOCAL, resolver=resolver, tls=trust
+        ) as response:
+            assert response.read() == b"hello from /secure"
+        # Reached by its address, the certificate (issued to the name) does not match.
+        with pytest.raises(OutboundUnreachable):
+            outbound_request(
+                "GET", f"https://127.0.0.1:{server.port}/", timeout=5, policy=LOCAL, tls=trust
+            )
+    assert sni[0] == "innocent.example"
+    assert server.requests[0].host == f"innocent.example:{server.port}"
