@@ -64,6 +64,7 @@ __all__ = [
     "OutboundUnreachable",
     "Resolver",
     "forbidden_reason",
+    "literal_address",
     "outbound_request",
     "parse_outbound_url",
     "resolve_host",
