@@ -1,0 +1,188 @@
+"""Fixtures of the client compatibility suite: two app hosts (one for success, failure and
+cancel; one with a 1-second TTL for expiry), a peer that answers 404, and the client
+families, each skipped only when its program is missing from the machine."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tests.app.conftest import AppHost, eventually, run_app_host, run_peer
+from tests.compat.azure_core_lro import (
+    RecordingPolicy,
+    continuation_token,
+    make_client,
+    start_operation,
+)
+from tests.compat.families import ClientFamily, StoredOperation
+from tests.compat.outcomes import Exchange
+from tests.compat.process_clients import CliClient, CurlClient, NodeClient
+from tests.compat.python_clients import (
+    AzureCoreClient,
+    DurableStatusClient,
+    OpsclientAsync,
+    OpsclientSync,
+)
+from tests.support.azurite import Azurite
+
+FAMILIES = [
+    "axios-location",
+    "axios-operation-location",
+    "fetch-location",
+    "curl",
+    "azure-core-plain",
+    "azure-core-generated",
+    "durable-status",
+    "opsclient-sync",
+    "opsclient-async",
+    "opsclient-cli",
+]
+# curl-operation.sh uses --fail-with-body (7.76) and the %header{} write-out (7.84).
+CURL_MINIMUM = (7, 84)
+
+
+@pytest.fixture(scope="session")
+def compat_host(tmp_path_factory: pytest.TempPathFactory, azurite: Azurite) -> Iterator[AppHost]:
+    """The app for success, failure and cancel (Retry-After: 1)."""
+    with run_app_host(tmp_path_factory.mktemp("compat"), azurite) as host:
+        yield host
+
+
+@pytest.fixture(scope="session")
+def missing_file_url() -> Iterator[str]:
+    """A URL a local peer answers 404 for: an `ingest` of it fails (404 is not retried)."""
+    with run_peer([404]) as peer:
+        yield f"{peer.url}/missing.csv"
+
+
+@pytest.fixture(scope="session")
+def expired_operation(
+    tmp_path_factory: pytest.TempPathFactory, azurite: Azurite
+) -> Iterator[StoredOperation]:
+    """A report that succeeded and then expired, on a host that stays up to answer 410.
+
+    It is started through azure-core so that the stored operation has a real LROPoller
+    continuation token beside the URLs the other clients keep."""
+    with run_app_host(
+        tmp_path_factory.mktemp("compat-expiring"),
+        azurite,
+        OPS_OPERATION_TTL_SECONDS="1",
+        OPS_PURGE_SCHEDULE="*/1 * * * * *",
+    ) as host:
+        with make_client(host.url, "plain", RecordingPolicy()) as client:
+            initial = start_operation(client, "report", {"rows": 10, "partitions": 1})
+            token = continuation_token(client, initial)
+        accepted = initial.http_response
+        body = accepted.json()
+        stored = StoredOperation(
+            id=body["id"],
+            monitor_url=accepted.headers["Location"],
+            status_url=accepted.headers["Operation-Location"],
+            status_query_get_uri=body["statusQueryGetUri"],
+            azure_core_token=token,
+        )
+        # The tombstone (410) comes first, the purge of the history (404 on the Durable
+        # Functions status URL) right after it.
+        eventually(lambda: host.http.get(stored.monitor_url).status_code == 410, timeout=30)
+        eventually(
+            lambda: host.http.get(stored.status_query_get_uri).status_code == 404, timeout=30
+        )
+        yield stored
+
+
+def _curl_version(curl: str) -> tuple[int, int]:
+    first_line = subprocess.run(
+        [curl, "--version"], capture_output=True, text=True, check=True
+    ).stdout.split("\n", 1)[0]
+    found = re.match(r"curl (\d+)\.(\d+)", first_line)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
+@pytest.fixture(params=FAMILIES)
+def family(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> ClientFamily:
+    """One client family; skipped (with the reason) when its program is not installed."""
+    name: str = request.param
+    if name.startswith(("axios", "fetch")):
+        node = shutil.which("node")
+        if node is None:
+            pytest.skip("node is not installed: the JavaScript clients need Node.js 20+")
+        library, follow = name.split("-", 1)
+        return NodeClient(node, library, follow)  # type: ignore[arg-type]
+    if name == "curl":
+        curl = shutil.which("curl")
+        if curl is None:
+            pytest.skip("curl is not installed")
+        if _curl_version(curl) < CURL_MINIMUM:
+            pytest.skip(f"curl older than {CURL_MINIMUM}: no --fail-with-body or %header{{}}")
+        return CurlClient()
+    if name.startswith("azure-core-"):
+        return AzureCoreClient(name.removeprefix("azure-core-"))  # type: ignore[arg-type]
+    others: dict[str, ClientFamily] = {
+        "durable-status": DurableStatusClient(),
+        "opsclient-sync": OpsclientSync(),
+        "opsclient-async": OpsclientAsync(),
+        "opsclient-cli": CliClient(),
+    }
+    return others[name]
+
+
+class CancelWhenRunning:
+    """A RunWatcher that cancels the operation (DELETE) right after the client saw it
+    running, so the client learns of the cancel from one of its own later polls. For a
+    client whose answers the test cannot see, it cancels once the server says Running.
+
+    Use it as a context manager: leaving the block waits for the cancel and re-raises what
+    went wrong with it."""
+
+    def __init__(self, host: AppHost, *, client_reports_answers: bool) -> None:
+        self._host = host
+        self._client_reports_answers = client_reports_answers
+        self._operation_id: str | None = None
+        self._lock = threading.Lock()
+        self._canceler: threading.Thread | None = None
+        self.canceled = False
+        self.failures: list[BaseException] = []
+
+    def __enter__(self) -> CancelWhenRunning:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._canceler is not None:
+            self._canceler.join()
+        if self.failures:
+            raise self.failures[0]
+
+    def started(self, operation_id: str) -> None:
+        self._operation_id = operation_id
+        if not self._client_reports_answers:
+            self._canceler = threading.Thread(target=self._cancel_once_running)
+            self._canceler.start()
+
+    def answered(self, exchange: Exchange) -> None:
+        if exchange.body_status == "Running":
+            self._cancel()
+
+    def _cancel_once_running(self) -> None:
+        assert self._operation_id is not None
+        try:
+            self._host.wait_for(self._operation_id, {"Running"})
+        except BaseException as failure:  # handed to the test's thread by __exit__
+            self.failures.append(failure)
+            return
+        self._cancel()
+
+    def _cancel(self) -> None:
+        with self._lock:
+            if self.canceled or self._operation_id is None:
+                return
+            self.canceled = True
+        answer = self._host.http.delete(f"{self._host.api}/{self._operation_id}")
+        if answer.status_code != 202:
+            self.failures.append(AssertionError(f"DELETE answered {answer.status_code}"))
