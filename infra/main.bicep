@@ -1,8 +1,11 @@
 // durable-ops on Azure: `azd up` provisions this, then deploys the app (see docs/deploy.md).
 // One resource group holding a storage account (task hub, host storage, deployment package,
-// operation results), a Flex Consumption Function App for Python 3.11 running as a
+// operation results), a Flex Consumption Function App for Python 3.12 running as a
 // user-assigned identity, and Application Insights on Log Analytics. No keys anywhere:
 // storage has shared-key access disabled and every connection uses the identity.
+// With durableBackend = 'durableTaskScheduler', the Durable task hub lives in a Durable Task
+// Scheduler instead of the storage account (which still holds host storage, the package and
+// the results).
 targetScope = 'subscription'
 
 @minLength(1)
@@ -47,6 +50,20 @@ param webhookSecret string = ''
 @description('Most instances the Flex Consumption plan scales out to.')
 param maximumInstanceCount int = 100
 
+@description('Where Durable Functions keeps orchestration state: azureStorage (queues, tables and blobs of the storage account) or durableTaskScheduler (a managed scheduler; see docs/deploy.md). azd: `azd env set DURABLE_BACKEND durableTaskScheduler`. The package\'s host.json must name the same backend; the azd prepackage hook (infra/hooks/host_json_backend.py) writes it.')
+@allowed([
+  'azureStorage'
+  'durableTaskScheduler'
+])
+param durableBackend string = 'azureStorage'
+
+@description('Durable Task Scheduler SKU (only with durableBackend = durableTaskScheduler).')
+@allowed([
+  'Consumption'
+  'Dedicated'
+])
+param durableTaskSchedulerSku string = 'Consumption'
+
 var tags = {
   'azd-env-name': environmentName
 }
@@ -55,6 +72,10 @@ var tags = {
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var functionAppName = 'func-ops-${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
+var useDurableTaskScheduler = durableBackend == 'durableTaskScheduler'
+// The task hub's name: host.json's extensions.durableTask.hubName (tests/infra checks they
+// match), so both backends run the same hub name.
+var taskHubName = 'DurableOps'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -121,6 +142,21 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+module durableTaskScheduler 'modules/durable-task-scheduler.bicep' = if (useDurableTaskScheduler) {
+  name: 'durable-task-scheduler'
+  scope: rg
+  params: {
+    name: 'dts-ops-${resourceToken}'
+    location: location
+    tags: tags
+    taskHubName: taskHubName
+    skuName: durableTaskSchedulerSku
+    appPrincipalId: identity.outputs.principalId
+    developerPrincipalId: principalId
+    developerPrincipalType: principalType
+  }
+}
+
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
   scope: rg
@@ -138,10 +174,14 @@ module functionApp 'modules/function-app.bicep' = {
     webhookSecret: webhookSecret
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     maximumInstanceCount: maximumInstanceCount
+    durableBackend: durableBackend
+    durableTaskSchedulerEndpoint: useDurableTaskScheduler ? durableTaskScheduler.outputs.endpoint : ''
   }
-  // The host reads its package and task hub as soon as it starts: grant the roles first.
+  // The host reads its package and task hub as soon as it starts: grant the roles first
+  // (the scheduler module holds the task hub role, so it is waited for too).
   dependsOn: [
     appStorageAccess
+    durableTaskScheduler
   ]
 }
 
@@ -156,3 +196,6 @@ output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsN
 output OPS_RESULTS_CONTAINER string = resultsContainerName
 output OPS_STATE_CONTAINER string = stateContainerName
 output OPS_BASE_URL string = functionApp.outputs.uri
+output DURABLE_BACKEND string = durableBackend
+output DURABLE_TASK_SCHEDULER_ENDPOINT string = useDurableTaskScheduler ? durableTaskScheduler.outputs.endpoint : ''
+output DURABLE_TASK_SCHEDULER_DASHBOARD_URL string = useDurableTaskScheduler ? durableTaskScheduler.outputs.dashboardUrl : ''

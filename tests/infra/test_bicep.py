@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from operations.settings import SETTINGS
+from tests.infra.app_settings import FUNCTION_APP, app_settings_for_backend
 from tests.infra.bicep_templates import (
     BicepTemplate,
     InfraTemplates,
@@ -29,7 +30,6 @@ from tests.infra.bicep_templates import (
 )
 from tests.infra.package_build import DeployablePackage, run_probe
 
-FUNCTION_APP = "modules/function-app.bicep"
 STORAGE = "modules/storage.bicep"
 STORAGE_ACCESS = "modules/storage-access.bicep"
 IDENTITY = "modules/identity.bicep"
@@ -85,16 +85,11 @@ def infra(repo_root: Path) -> InfraTemplates:
 
 @pytest.fixture(scope="module")
 def app_settings(infra: InfraTemplates) -> Mapping[str, Any]:
-    """The Function App's app settings as Bicep sets them (name -> expression)."""
-    config = [
-        resource
-        for resource in infra.module(FUNCTION_APP).resources("Microsoft.Web/sites/config")
-        if resource.body.get("name") == "appsettings"
-    ]
-    assert len(config) == 1, "function-app.bicep must declare exactly one appsettings config"
-    settings = config[0].properties
-    assert isinstance(settings, Mapping), "appsettings must be one object literal"
-    return {name.strip("'"): value for name, value in settings.items()}
+    """The Function App's app settings as Bicep sets them (name -> expression), default backend.
+
+    tests/infra/test_durable_backend.py checks what the Durable Task Scheduler backend adds.
+    """
+    return app_settings_for_backend(infra.module(FUNCTION_APP), "azureStorage")
 
 
 def _is_set(name: str, app_settings: Mapping[str, Any]) -> bool:
@@ -350,7 +345,7 @@ def test_storage_account_is_secure_by_default(infra: InfraTemplates) -> None:
     assert container.properties["publicAccess"] == "None"
 
 
-def test_function_app_is_flex_consumption_python_3_11_with_identity_deployment(
+def test_function_app_is_flex_consumption_python_3_12_with_identity_deployment(
     infra: InfraTemplates,
 ) -> None:
     module = infra.module(FUNCTION_APP)
@@ -360,7 +355,10 @@ def test_function_app_is_flex_consumption_python_3_11_with_identity_deployment(
     site = module.resource("Microsoft.Web/sites")
     assert site.properties["httpsOnly"] is True
     config = site.properties["functionAppConfig"]
-    assert config["runtime"] == {"name": "python", "version": "3.11"}
+    # 3.12, the version current Functions templates use; tests/infra/test_package_python312.py
+    # imports and indexes the package on a 3.12 interpreter.
+    assert config["runtime"] == {"name": "python", "version": "pythonVersion"}
+    assert module.parameters["pythonVersion"]["default"] == "3.12"
     storage = config["deployment"]["storage"]
     assert storage["type"] == "blobContainer"
     assert storage["authentication"]["type"] == "UserAssignedIdentity"
