@@ -1,9 +1,9 @@
 """The model layer: the typed records every other layer speaks.
 
 History events (`history`) and instance status records, queries and the `TaskHubClient`
-protocol (`instances`): plain data, no I/O. The bottom layer: it imports nothing from
-durablehost, and everything above (wire, store, app, engine, front, triggers, the host) may
-import it. Its public names are re-exported here, so `durablehost.model.TaskHubClient`
+protocol (`instances`): plain data, no I/O. The bottom layer: it may import only
+durablehost.errors, and every layer above (wire, store, engine, front, triggers, the host)
+may import it. Its public names are re-exported here, so `durablehost.model.TaskHubClient`
 names the protocol a test host's `client` implements.
 """
 

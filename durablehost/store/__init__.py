@@ -1,4 +1,11 @@
-"""Task hub storage: the TaskHubStore interface and its implementations."""
+"""The store layer: task hub storage, the TaskHubStore interface and its implementations.
+
+`base` is the interface (one transaction per state change), `sqlite` the SQLite task hub
+(`migrations` its schema), `rows` its records as rows, `writer` the hub writer process.
+`open_store` picks the implementation from a location.
+
+May import only durablehost.errors and the layers below it: model and wire.
+"""
 
 from __future__ import annotations
 

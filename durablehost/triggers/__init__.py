@@ -2,7 +2,7 @@
 
 Timer triggers today (`timer`); queue and blob triggers belong here too.
 
-May import durablehost.errors and the layers below the engine: model, wire, store, app
-(a trigger calls its function through app.invocation, whose durable client reaches the
-engine over the management API). Never the HTTP front or the host, which starts them.
+May import durablehost.errors and the layers below the engine: model, wire, store, app.
+A trigger calls its function through app.invocation; the function's durable client binding
+reaches the engine through the management API. Never the HTTP front or the host.
 """
