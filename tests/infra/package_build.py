@@ -22,6 +22,7 @@ __all__ = [
     "DeployablePackage",
     "build_deployable_package",
     "funcignore_spec",
+    "interpreter_version",
     "package_files",
     "run_probe",
 ]
@@ -90,13 +91,13 @@ def _clean_environment() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if name not in leaking}
 
 
-def _create_clean_venv(requirements: Path, venv: Path) -> Path:
+def _create_clean_venv(requirements: Path, venv: Path, base_python: Path) -> Path:
     if venv.exists():
         shutil.rmtree(venv)
     # --without-pip and the dev venv's pip pointed at it (--python): faster than ensurepip,
     # and the clean venv ends up holding requirements.txt and nothing else, not even pip.
     _run(
-        [sys.executable, "-m", "venv", "--without-pip", str(venv)],
+        [str(base_python), "-m", "venv", "--without-pip", str(venv)],
         what="venv creation",
         timeout=120,
     )
@@ -123,15 +124,28 @@ def _create_clean_venv(requirements: Path, venv: Path) -> Path:
     return python
 
 
+def interpreter_version(python: Path) -> str:
+    """The full version line of an interpreter (sys.version), e.g. '3.12.1 (main, ...) [GCC]'."""
+    return _run(
+        [str(python), "-c", "import sys; print(sys.version)"], what="interpreter probe", timeout=60
+    ).strip()
+
+
 def build_deployable_package(
-    repo_root: Path, workdir: Path, *, venv_cache: Path | None = None
+    repo_root: Path,
+    workdir: Path,
+    *,
+    venv_cache: Path | None = None,
+    base_python: Path | None = None,
 ) -> DeployablePackage:
     """Copy the repo minus .funcignore into workdir and give it a clean venv.
 
-    With venv_cache, the venv lives there under a key of requirements.txt and the Python
-    version and is reused while both are unchanged; only requirements.txt is ever installed
-    in it, so reuse keeps it clean.
+    base_python makes the venv (default: the interpreter running the tests), so the package
+    can be checked on the Python version Azure runs. With venv_cache, the venv lives there
+    under a key of requirements.txt and that interpreter's version and is reused while both
+    are unchanged; only requirements.txt is ever installed in it, so reuse keeps it clean.
     """
+    base = base_python or Path(sys.executable)
     root = workdir / "package"
     files = package_files(repo_root)
     for relative in files:
@@ -140,11 +154,12 @@ def build_deployable_package(
         shutil.copy2(repo_root / relative, target)
 
     requirements = root / "requirements.txt"
-    key = hashlib.sha256(requirements.read_bytes() + sys.version.encode()).hexdigest()[:16]
+    version = sys.version if base_python is None else interpreter_version(base)
+    key = hashlib.sha256(requirements.read_bytes() + version.encode()).hexdigest()[:16]
     venv = (venv_cache or workdir) / f"venv-{key}"
     python = venv / "bin" / "python"
     if not (venv / VENV_READY).exists() or not python.exists():
-        python = _create_clean_venv(requirements, venv)
+        python = _create_clean_venv(requirements, venv, base)
     return DeployablePackage(root=root, python=python, files=tuple(files))
 
 
