@@ -97,9 +97,7 @@ def parse_json_body(body: bytes, content_type: str | None, max_bytes: int) -> An
     try:
         return parse_json_text(body)
     except JsonRefused as error:
-        raise BadRequest(
-            400, "invalid-json", f"The body is not JSON this API reads: {error}."
-        ) from None
+        raise BadRequest(400, "invalid-json", f"The body is not valid JSON: {error}.") from None
 
 
 def read_header(headers: Mapping[str, str], name: str) -> str | None:
@@ -219,7 +217,12 @@ def decode_continuation(token: str) -> str:
         400,
         "invalid-query",
         "continuationToken is not one this API handed out; take it from nextLink.",
-        errors=[{"field": "continuationToken", "detail": "not a token from nextLink"}],
+        errors=[
+            {
+                "field": "continuationToken",
+                "detail": "is not a token this API handed out; take it from nextLink",
+            }
+        ],
     )
     if len(token) > MAX_CONTINUATION_CHARS or not _BASE64URL.fullmatch(token):
         raise refused

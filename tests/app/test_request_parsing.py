@@ -84,7 +84,7 @@ def test_hostile_json_bodies_are_400_with_a_reason(body: bytes, says: str) -> No
     error = refusal(body)
     assert (error.status, error.slug) == (400, "invalid-json")
     assert says in error.detail
-    assert error.detail.startswith("The body is not JSON this API reads: ")
+    assert error.detail.startswith("The body is not valid JSON: ")
 
 
 def test_json_within_the_bounds_reads_as_before() -> None:
