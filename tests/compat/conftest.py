@@ -46,21 +46,39 @@ FAMILIES = [
 CURL_MINIMUM = (7, 84)
 
 
-@pytest.fixture(scope="session")
+# A report's JSON is about 1 KB, the manifest of an ingest of 16 URLs about 4 KB: with
+# this threshold the first comes inline from the app, the second by a 302 to storage.
+RESULT_REDIRECT_BYTES = 2048
+
+
+# Module scope (the suite is one module): the hosts stop when the suite ends instead of
+# ticking their timers through the rest of a `make test` session.
+@pytest.fixture(scope="module")
 def compat_host(tmp_path_factory: pytest.TempPathFactory, azurite: Azurite) -> Iterator[AppHost]:
     """The app for success, failure and cancel (Retry-After: 1)."""
-    with run_app_host(tmp_path_factory.mktemp("compat"), azurite) as host:
+    with run_app_host(
+        tmp_path_factory.mktemp("compat"),
+        azurite,
+        OPS_RESULT_REDIRECT_BYTES=str(RESULT_REDIRECT_BYTES),
+    ) as host:
         yield host
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def missing_file_url() -> Iterator[str]:
     """A URL a local peer answers 404 for: an `ingest` of it fails (404 is not retried)."""
     with run_peer([404]) as peer:
         yield f"{peer.url}/missing.csv"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
+def file_server() -> Iterator[str]:
+    """A local peer serving a small file at every path."""
+    with run_peer([200], payload=b"id,amount\n1,10\n2,20\n", content_type="text/csv") as peer:
+        yield peer.url
+
+
+@pytest.fixture(scope="module")
 def expired_operation(
     tmp_path_factory: pytest.TempPathFactory, azurite: Azurite
 ) -> Iterator[StoredOperation]:

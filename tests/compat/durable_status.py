@@ -34,9 +34,14 @@ def retry_after_seconds(response: httpx.Response, default: float = 1.0) -> float
     return max(seconds, 0.2)
 
 
-def wait_for_instance(http: httpx.Client, status_url: str, timeout: float) -> dict[str, Any]:
-    """The instance's final status (`runtimeStatus`, `output`); raises on answers >= 400."""
+def wait_for_instance(
+    http: httpx.Client, status_url: str, timeout: float, first_wait: float = 0.0
+) -> dict[str, Any]:
+    """The instance's final status (`runtimeStatus`, `output`); raises on answers >= 400.
+    `first_wait`: what the start's 202 asked for with its own Retry-After."""
     deadline = time.monotonic() + timeout
+    # The client honouring Retry-After: these sleeps are the behaviour under test.
+    time.sleep(first_wait)
     while True:
         response = http.get(status_url)
         if response.status_code != 202:
@@ -46,5 +51,4 @@ def wait_for_instance(http: httpx.Client, status_url: str, timeout: float) -> di
         wait = retry_after_seconds(response)
         if time.monotonic() + wait > deadline:
             raise DurableStatusTimeout(f"{status_url} still running after {timeout} s")
-        # The client honouring Retry-After: this is the behaviour under test.
         time.sleep(wait)

@@ -66,6 +66,11 @@ class ClientFamily(Protocol):
         """Whether the test sees the client's answers (not for the opsclient CLI)."""
         ...
 
+    @property
+    def follows_result_redirect(self) -> bool:
+        """Whether it follows the result's 302 to storage (not a plain azure-core pipeline)."""
+        ...
+
     def run(self, base_url: str, kind: str, body: Any, watch: RunWatcher) -> Outcome:
         """Start a `kind` operation with `body` and wait for it to end."""
         ...

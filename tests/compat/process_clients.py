@@ -120,6 +120,7 @@ class NodeClient:
     follow: Literal["location", "operation-location"] = "location"
     expired_status: int = 410
     records_exchanges: bool = True
+    follows_result_redirect: bool = True
 
     @property
     def name(self) -> str:
@@ -190,6 +191,7 @@ class CurlClient:
     name: str = "curl"
     expired_status: int = 410
     records_exchanges: bool = True
+    follows_result_redirect: bool = True
 
     def run(self, base_url: str, kind: str, body: Any, watch: RunWatcher) -> Outcome:
         return self._outcome(["run", base_url, kind, json.dumps(body)], watch)
@@ -240,6 +242,7 @@ class CliClient:
     name: str = "opsclient-cli"
     expired_status: int = 410
     records_exchanges: bool = False
+    follows_result_redirect: bool = True
 
     def run(self, base_url: str, kind: str, body: Any, watch: RunWatcher) -> Outcome:
         command = ["run", kind, "--input", json.dumps(body), "--base-url", base_url]

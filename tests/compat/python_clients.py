@@ -26,13 +26,15 @@ from tests.compat.azure_core_lro import (
     resume_operation,
     start_operation,
 )
-from tests.compat.durable_status import wait_for_instance
+from tests.compat.durable_status import retry_after_seconds, wait_for_instance
 from tests.compat.families import RunWatcher, StoredOperation, Unwatched
 from tests.compat.outcomes import Ending, Exchange, Outcome, body_status_of
 
 __all__ = ["AzureCoreClient", "DurableStatusClient", "OpsclientAsync", "OpsclientSync"]
 
 CLIENT_TIMEOUT_SECONDS = 60.0
+# What azure-core's LRO polling accepts as an answer (base_polling's status check).
+_LRO_ACCEPTED_STATUSES = frozenset({200, 201, 202, 204})
 
 
 def _exchange(response: httpx.Response, content: bytes) -> Exchange:
@@ -74,6 +76,12 @@ class AzureCoreClient:
     records_exchanges: bool = True
 
     @property
+    def follows_result_redirect(self) -> bool:
+        # PipelineClient's defaults have no RedirectPolicy, and the final GET accepts only
+        # 200/201/202/204: a 302 from the result ends the poller with an error.
+        return self.pipeline != "plain"
+
+    @property
     def name(self) -> str:
         return f"azure-core-{self.pipeline}"
 
@@ -100,10 +108,11 @@ class AzureCoreClient:
                 return Outcome(Ending.UNCLEAR, message=message, exchanges=recorder.exchanges)
             result = poller.result()
         except HttpResponseError as error:
-            # azure-core reads "Failed" for an error answer too (a 410 while polling), so the
-            # status code tells an operation that failed from a poll that did.
+            # azure-core reads "Failed" for any answer it does not accept too (a 410 while
+            # polling, a 302 from the result), so the status code tells an operation that
+            # failed (a 200 status body) from a poll that did.
             ending = Ending.ERROR
-            if error.status_code is not None and error.status_code < 400:
+            if error.status_code in _LRO_ACCEPTED_STATUSES:
                 ending = {"Failed": Ending.FAILED, "Canceled": Ending.CANCELED}.get(
                     poller.status(), Ending.UNCLEAR
                 )
@@ -129,6 +138,7 @@ class DurableStatusClient:
     name: str = "durable-status"
     expired_status: int = 404
     records_exchanges: bool = True
+    follows_result_redirect: bool = True
 
     def run(self, base_url: str, kind: str, body: Any, watch: RunWatcher) -> Outcome:
         with _recorded_httpx(watch) as (http, exchanges):
@@ -136,19 +146,24 @@ class DurableStatusClient:
             response.raise_for_status()
             started = response.json()
             watch.started(started["id"])
-            return self._wait(http, started["statusQueryGetUri"], exchanges)
+            # The start's Retry-After counts: the first poll waits for it too.
+            first_wait = retry_after_seconds(response)
+            return self._wait(http, started["statusQueryGetUri"], exchanges, first_wait)
 
     def resume(self, stored: StoredOperation) -> Outcome:
         with _recorded_httpx(Unwatched()) as (http, exchanges):
-            return self._wait(http, stored.status_query_get_uri, exchanges)
+            return self._wait(http, stored.status_query_get_uri, exchanges, first_wait=0)
 
     @staticmethod
-    def _wait(http: httpx.Client, status_url: str, exchanges: list[Exchange]) -> Outcome:
+    def _wait(
+        http: httpx.Client, status_url: str, exchanges: list[Exchange], first_wait: float
+    ) -> Outcome:
         try:
-            final = wait_for_instance(http, status_url, CLIENT_TIMEOUT_SECONDS)
+            final = wait_for_instance(http, status_url, CLIENT_TIMEOUT_SECONDS, first_wait)
             runtime_status = final.get("runtimeStatus")
             if runtime_status == "Completed":
-                result = http.get(final["output"]["resultUri"])
+                # A large result is a 302 to storage.
+                result = http.get(final["output"]["resultUri"], follow_redirects=True)
                 result.raise_for_status()
                 return Outcome(Ending.SUCCEEDED, result=result.json(), exchanges=exchanges)
         except httpx.HTTPStatusError as error:
@@ -243,6 +258,7 @@ class OpsclientSync:
     name: str = "opsclient-sync"
     expired_status: int = 410
     records_exchanges: bool = True
+    follows_result_redirect: bool = True
 
     def run(self, base_url: str, kind: str, body: Any, watch: RunWatcher) -> Outcome:
         exchanges: list[Exchange] = []
@@ -274,6 +290,7 @@ class OpsclientAsync:
     name: str = "opsclient-async"
     expired_status: int = 410
     records_exchanges: bool = True
+    follows_result_redirect: bool = True
 
     def run(self, base_url: str, kind: str, body: Any, watch: RunWatcher) -> Outcome:
         async def main() -> Outcome:
