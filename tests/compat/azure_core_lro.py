@@ -1,7 +1,8 @@
 """azure-core's LROPoller on our API, the way an Azure SDK user or author would wire it.
 
 Two pipelines: a plain `PipelineClient(base_url)` (its default policies: no redirect and no
-retry policy), and the policy list an autorest-generated client builds (the same list as
+retry policy; "plain-redirects" adds a RedirectPolicy), and the policy list an
+autorest-generated client builds (the same list as
 azure-storage-blob's generated `AzureBlobStorage`). The start is a POST through the
 pipeline; `LROBasePolling` picks `OperationResourcePolling` from the `Operation-Location`
 header, polls the status resource, waits what `Retry-After` says, and on Succeeded GETs
@@ -47,7 +48,8 @@ __all__ = [
     "start_operation",
 ]
 
-Pipeline = Literal["plain", "generated"]
+# "plain-redirects": the plain client plus the RedirectPolicy a large result's 302 needs.
+Pipeline = Literal["plain", "plain-redirects", "generated"]
 
 
 class RecordingPolicy(SansIOHTTPPolicy[Any, Any]):
@@ -101,6 +103,8 @@ def make_client(
     """A PipelineClient for the app: the plain defaults, or a generated client's policies."""
     if pipeline == "plain":
         return PipelineClient(base_url, per_call_policies=[recorder])
+    if pipeline == "plain-redirects":
+        return PipelineClient(base_url, per_call_policies=[RedirectPolicy(), recorder])
     return PipelineClient(base_url, policies=_generated_client_policies(recorder))
 
 

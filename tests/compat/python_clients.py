@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from azure.core.exceptions import HttpResponseError
@@ -20,6 +20,7 @@ from opsclient import (
     OperationsClient,
 )
 from tests.compat.azure_core_lro import (
+    Pipeline,
     RecordingPolicy,
     begin_operation,
     make_client,
@@ -71,7 +72,7 @@ def _recorded_httpx(watch: RunWatcher) -> Iterator[tuple[httpx.Client, list[Exch
 class AzureCoreClient:
     """LROPoller + LROBasePolling over a plain PipelineClient or a generated client's policies."""
 
-    pipeline: Literal["plain", "generated"]
+    pipeline: Pipeline
     expired_status: int = 410
     records_exchanges: bool = True
 

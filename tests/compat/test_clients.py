@@ -15,6 +15,7 @@ from tests.app.conftest import AppHost
 from tests.compat.conftest import CancelWhenRunning
 from tests.compat.families import ClientFamily, StoredOperation, Unwatched
 from tests.compat.outcomes import Ending, Outcome, exchanges_after_the_end, non_terminal_answers
+from tests.compat.python_clients import AzureCoreClient
 
 pytestmark = pytest.mark.e2e
 
@@ -76,6 +77,18 @@ def test_a_large_result_arrives_through_the_storage_redirect(
     # The end, the result's 302, storage's 200 (a client that follows redirects by
     # itself reports the last two as one).
     _assert_polled_as_asked(family, outcome, polls_after_the_end=2)
+
+
+def test_a_plain_azure_core_pipeline_with_a_redirect_policy_gets_a_large_result(
+    compat_host: AppHost, file_server: str
+) -> None:
+    urls = [f"{file_server}/plain-{n}.csv" for n in range(16)]
+    family = AzureCoreClient("plain-redirects")
+    outcome = family.run(compat_host.url, "ingest", {"urls": urls}, Unwatched())
+
+    assert outcome.ending is Ending.SUCCEEDED, outcome.describe()
+    assert [file["url"] for file in outcome.result["files"]] == urls
+    assert [x.status for x in outcome.exchanges[-2:]] == [302, 200], outcome.describe()
 
 
 def test_failure_stops_with_the_operations_message(
