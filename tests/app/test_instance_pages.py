@@ -16,6 +16,7 @@ from typing import Any
 import azure.durable_functions as df
 import pytest
 from aiohttp import web
+from azure.durable_functions.models.utils import http_utils
 
 from operations.errors import TaskHubUnavailableError
 from operations.instance_pages import CONTINUATION_HEADER, iter_instances, read_instance_page
@@ -38,9 +39,7 @@ class PagingHub:
         if self.fail_with is not None:
             return web.Response(status=self.fail_with, text="hub is down")
         wanted = request.query.get("runtimeStatus")
-        rows = [
-            i for i in self.instances if not wanted or i["runtimeStatus"] in wanted.split(",")
-        ]
+        rows = [i for i in self.instances if not wanted or i["runtimeStatus"] in wanted.split(",")]
         start = int(token) if token else 0
         top = int(request.query.get("top") or EXTENSION_DEFAULT_PAGE)
         page = rows[start : start + top]
@@ -61,6 +60,18 @@ def _instance(number: int, status: str = "Completed") -> dict[str, Any]:
         "output": None,
         "customStatus": None,
     }
+
+
+@pytest.fixture(autouse=True)
+async def fresh_sdk_session() -> AsyncIterator[None]:
+    """The SDK keeps one aiohttp session per process, bound to the loop it was made on;
+    each test here runs on its own loop, so each gets (and closes) its own session."""
+    http_utils._client_session = None
+    yield
+    session = http_utils._client_session
+    http_utils._client_session = None
+    if session is not None:
+        await session.close()
 
 
 @pytest.fixture
