@@ -15,8 +15,11 @@ import random
 from typing import Any
 
 import azure.durable_functions as df
+from azure.core.exceptions import AzureError
 
 from operations.blobstore import BlobStore, result_blob_name
+from operations.errors import StorageConfigurationError
+from operations.result_writes import refused_write
 
 __all__ = [
     "CATEGORIES",
@@ -132,14 +135,22 @@ def report_partition(task: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="task", activity="report_write")
 def report_write(task: dict[str, Any]) -> dict[str, Any]:
-    """Merge the partitions and write the report as JSON and CSV blobs."""
+    """Merge the partitions and write the report as JSON and CSV blobs.
+
+    Call it with `operations.result_writes.write_result`: a storage outage raises
+    TransientError, a refused write answers `{"writeRefused": reason}`.
+    """
     operation_id = str(task["operationId"])
     document = report_document(operation_id, list(task["parts"]), str(task["generatedAt"]))
-    store = BlobStore.from_settings()
     json_name = result_blob_name(operation_id, "application/json")
     csv_name = result_blob_name(operation_id, "text/csv")
-    store.write_blob(json_name, json.dumps(document, indent=2).encode(), "application/json")
-    store.write_blob(csv_name, render_csv(document).encode(), "text/csv")
+    try:
+        store = BlobStore.from_settings()
+        store.write_blob(json_name, json.dumps(document, indent=2).encode(), "application/json")
+        store.write_blob(csv_name, render_csv(document).encode(), "text/csv")
+    except (AzureError, StorageConfigurationError) as error:
+        # Raises when a later attempt may succeed; both names are overwritten by it.
+        return refused_write(error, f"the report of {operation_id}")
     return {
         "results": {"application/json": json_name, "text/csv": csv_name},
         "summary": {"rows": document["rows"], "partitions": document["partitions"]},

@@ -56,7 +56,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "OPS_STORAGE_RETRIES",
         "3",
-        "Retries of a failed Blob storage call (1 s, 3 s, 5 s apart) before it fails.",
+        "Retries of a failed Blob storage call inside the storage SDK (after about 0.5 s, "
+        "1 s, 2 s, jittered) before it fails: a call to storage that is down fails within "
+        "about 4 s. Longer outages are ridden out by OPS_RESULT_WRITE_* (durable retries).",
+    ),
+    Setting(
+        "OPS_RESULT_WRITE_RETRY_SECONDS",
+        "2",
+        "First wait before an activity that writes an operation's result is retried after "
+        "storage failed transiently; the wait doubles per attempt, up to 8 times this.",
+    ),
+    Setting(
+        "OPS_RESULT_WRITE_ATTEMPTS",
+        "8",
+        "Attempts of a result-writing activity before the operation fails: with the default "
+        "2 s that is about 80 s of waiting (2, 4, 8, 16, 16, 16, 16 s), enough for a "
+        "60-second storage outage.",
     ),
     Setting(
         "OPS_MAX_REQUEST_BYTES",

@@ -17,6 +17,7 @@ from operations.kinds import (
 )
 from operations.lifecycle import announces_end
 from operations.monitor import iso_utc
+from operations.result_writes import write_result
 from operations.validation import InputSchema, IntegerField, StringField
 
 __all__ = ["APPROVAL", "APPROVE_EVENT", "approval_operation", "bp", "decision_of"]
@@ -97,8 +98,8 @@ def approval_operation(
         "requestedAt": iso_utc(started),
         "decidedAt": iso_utc(context.current_utc_datetime),
     }
-    results = yield context.call_activity(
-        "write_json_result", {"operationId": context.instance_id, "document": document}
+    results = yield from write_result(
+        context, "write_json_result", {"operationId": context.instance_id, "document": document}
     )
     context.set_custom_status(progress_status(1.0, outcome))
     summary = {"outcome": outcome, "approved": approved}

@@ -26,6 +26,7 @@ from operations.kinds import (
 )
 from operations.lifecycle import announces_end
 from operations.monitor import failure_message
+from operations.result_writes import write_result
 from operations.validation import InputSchema, UrlListField
 
 __all__ = ["INGEST", "INGEST_RETRY", "bp", "ingest_operation"]
@@ -86,8 +87,8 @@ def ingest_operation(
         "files": files,
         "bytes": sum(int(f["bytes"]) for f in files),
     }
-    results = yield context.call_activity(
-        "write_json_result", {"operationId": operation_id, "document": manifest}
+    results = yield from write_result(
+        context, "write_json_result", {"operationId": operation_id, "document": manifest}
     )
     context.set_custom_status(progress_status(1.0, f"copied {len(files)} URLs"))
     summary = {"files": len(files), "bytes": manifest["bytes"]}

@@ -15,6 +15,7 @@ from operations.kinds import (
     result_uri_of,
 )
 from operations.lifecycle import announces_end
+from operations.result_writes import write_result
 from operations.validation import InputSchema, IntegerField
 
 __all__ = ["REPORT", "bp", "partition_plan", "report_operation"]
@@ -87,7 +88,9 @@ def report_operation(
             )
         )
     parts.sort(key=lambda part: int(part["partition"]))
-    written = yield context.call_activity(
+    # Retried through storage outages (durable timers); a refused write fails at once.
+    written = yield from write_result(
+        context,
         "report_write",
         {
             "operationId": operation_id,

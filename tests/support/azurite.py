@@ -40,11 +40,12 @@ class Azurite:
 
 
 @contextmanager
-def run_azurite(data_dir: Path) -> Iterator[Azurite]:
-    """Run azurite-blob with its data in `data_dir` until the block exits."""
+def run_azurite(data_dir: Path, port: int | None = None) -> Iterator[Azurite]:
+    """Run azurite-blob with its data in `data_dir` until the block exits; `port` restarts
+    one on the port it had (default: a free port)."""
     if not AZURITE_BIN.exists():
         raise RuntimeError(f"{AZURITE_BIN} is missing: run `make install` (npm ci) first")
-    port = free_port()
+    port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     # --skipApiVersionCheck: the current blob SDK sends a newer API version than Azurite knows.
     proc = subprocess.Popen(
