@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 
 from tests.app.conftest import AppHost
-from tests.compat.conftest import CancelWhenRunning
 from tests.compat.families import ClientFamily, StoredOperation, Unwatched
 from tests.compat.outcomes import Ending, Outcome, exchanges_after_the_end, non_terminal_answers
 from tests.compat.python_clients import AzureCoreClient
+from tests.compat.watchers import CancelWhenRunning, IdWatcher
 
 pytestmark = pytest.mark.e2e
 
@@ -33,16 +33,6 @@ def _assert_polled_as_asked(
     assert not missing, f"non-terminal answers without Retry-After:\n{outcome.describe()}"
     late = exchanges_after_the_end(outcome.exchanges)
     assert len(late) <= polls_after_the_end, f"polled on after the end:\n{outcome.describe()}"
-
-
-class IdWatcher(Unwatched):
-    """Keeps the id of the operation the client started."""
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-
-    def started(self, operation_id: str) -> None:
-        self.ids.append(operation_id)
 
 
 def test_success_hands_back_the_result(family: ClientFamily, compat_host: AppHost) -> None:
