@@ -8,14 +8,22 @@ from collections.abc import Iterator
 from typing import Any
 
 import azure.durable_functions as df
+from azure.core.exceptions import AzureError
 
 from operations.blobstore import BlobStore, file_blob_name
-from operations.errors import TransientFetchError
+from operations.errors import StorageConfigurationError, TransientFetchError
 from operations.outbound import (
     OutboundRefused,
     OutboundResponse,
     OutboundUnreachable,
     outbound_request,
+)
+from operations.result_writes import (
+    RAISE_ON_STORAGE_OUTAGE,
+    REFUSED,
+    STORAGE_UNAVAILABLE,
+    is_transient_storage_error,
+    refused_write,
 )
 
 __all__ = ["bp", "ingest_copy", "is_transient_status"]
@@ -51,6 +59,19 @@ class _Digest:
             yield chunk
 
 
+def _storage_failure(
+    task: dict[str, Any], url: str, name: str, error: AzureError | StorageConfigurationError
+) -> dict[str, Any]:
+    # The source's short RetryOptions must not be spent on a storage outage: the first
+    # call answers STORAGE_UNAVAILABLE and the orchestrator calls again with the long
+    # result-write retry and RAISE_ON_STORAGE_OUTAGE, which raises to use it.
+    outage = isinstance(error, AzureError) and is_transient_storage_error(error)
+    if outage and not task.get(RAISE_ON_STORAGE_OUTAGE):
+        return {"url": url, "status": STORAGE_UNAVAILABLE, "blob": name}
+    refusal = refused_write(error, name)  # raises TransientError if it may pass
+    return {"url": url, "status": "refused", "reason": refusal[REFUSED]}
+
+
 @bp.activity_trigger(input_name="task", activity="ingest_copy")
 def ingest_copy(task: dict[str, Any]) -> dict[str, Any]:
     """Copy `task["url"]` to `<operationId>/files/<index>`.
@@ -59,7 +80,9 @@ def ingest_copy(task: dict[str, Any]) -> dict[str, Any]:
     at most _MAX_REDIRECTS redirects, each re-checked). Raises TransientFetchError
     (retried by the orchestrator's RetryOptions) for 5xx/429/408 and network failures;
     returns `status: "refused"` for other HTTP errors and for destinations the outbound
-    policy refuses, which a retry would not fix.
+    policy refuses, which a retry would not fix. A storage outage answers
+    `status: STORAGE_UNAVAILABLE`, or raises TransientError when the task carries
+    RAISE_ON_STORAGE_OUTAGE; a write storage refuses is `status: "refused"`.
     """
     url = str(task["url"])
     name = file_blob_name(str(task["operationId"]), int(task["index"]))
@@ -91,6 +114,8 @@ def ingest_copy(task: dict[str, Any]) -> dict[str, Any]:
         except (OutboundUnreachable, OSError):
             log.warning("ingest: %s broke off while streaming", url, exc_info=True)
             raise TransientFetchError(f"{url} broke off while streaming") from None
+        except (AzureError, StorageConfigurationError) as error:
+            return _storage_failure(task, url, name, error)
     return {
         "url": url,
         "status": "copied",

@@ -37,7 +37,9 @@ from operations.monitor import failure_message
 from operations.settings import get_float, get_int
 
 __all__ = [
+    "RAISE_ON_STORAGE_OUTAGE",
     "REFUSED",
+    "STORAGE_UNAVAILABLE",
     "DurableRetryOptions",
     "is_transient_storage_error",
     "refused_write",
@@ -47,6 +49,11 @@ __all__ = [
 
 # The member of an activity's answer saying storage refused the write for good.
 REFUSED = "writeRefused"
+# For activities that also do other retried work (ingest's copy): the status of an answer
+# that met a storage outage, and the task member asking such an activity to raise instead,
+# when the orchestrator calls it again with `result_write_retry()`.
+STORAGE_UNAVAILABLE = "storage-unavailable"
+RAISE_ON_STORAGE_OUTAGE = "raiseOnStorageOutage"
 # The longest wait between attempts, as a multiple of the first one (2 s -> 16 s).
 _MAX_INTERVAL_FACTOR = 8
 _BACKOFF_COEFFICIENT = 2.0

@@ -6,7 +6,10 @@ timer. A 4xx is permanent and is not retried (the activity reports it instead of
 and so is a source the outbound policy refuses (operations/outbound.py: loopback, private
 and other non-public addresses unless OPS_OUTBOUND_ALLOW lists them), checked on the
 address actually connected to and again on every redirect.
-The result is a JSON manifest; the operation fails if any URL could not be copied.
+A copy whose write met a Blob storage outage is called again with the longer
+result-write retry (operations/result_writes.py), so an outage does not spend the
+source's attempts. The result is a JSON manifest; the operation fails if any URL could
+not be copied.
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ from operations.kinds import (
 )
 from operations.lifecycle import announces_end
 from operations.monitor import failure_message
-from operations.result_writes import write_result
+from operations.result_writes import (
+    RAISE_ON_STORAGE_OUTAGE,
+    STORAGE_UNAVAILABLE,
+    result_write_retry,
+    write_result,
+)
 from operations.validation import InputSchema, UrlListField
 
 __all__ = ["INGEST", "INGEST_RETRY", "bp", "ingest_operation"]
@@ -53,6 +61,40 @@ INGEST = register_kind(
 INGEST_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=4)
 
 
+def _copy_again_after_storage_outage(
+    context: df.DurableOrchestrationContext, urls: list[str], files: list[dict[str, Any]]
+) -> Generator[Any, Any, list[dict[str, Any]]]:
+    """Copy again the URLs whose write met a storage outage, with the long result-write
+    retry (durable timers); the other answers as they were."""
+    waiting = [i for i, f in enumerate(files) if f["status"] == STORAGE_UNAVAILABLE]
+    if not waiting:
+        return files
+    context.set_custom_status(progress_status(0.5, "waiting for Blob storage"))
+    retry = result_write_retry()
+    again = [
+        context.call_activity_with_retry(
+            "ingest_copy",
+            retry,
+            {
+                "operationId": context.instance_id,
+                "index": i,
+                "url": urls[i],
+                RAISE_ON_STORAGE_OUTAGE: True,
+            },
+        )
+        for i in waiting
+    ]
+    try:
+        copied = yield context.task_all(again)
+    except Exception as error:
+        raise OperationFailure(
+            f"copying gave up after {retry.max_number_of_attempts} attempts: "
+            f"{failure_message(str(error))}"
+        ) from error
+    redone = dict(zip(waiting, copied, strict=True))
+    return [redone.get(i, f) for i, f in enumerate(files)]
+
+
 @bp.orchestration_trigger(context_name="context", orchestration="ingest_operation")
 @announces_end
 def ingest_operation(
@@ -76,6 +118,7 @@ def ingest_operation(
             f"copying gave up after {INGEST_RETRY.max_number_of_attempts} attempts: "
             f"{failure_message(str(error))}"
         ) from error
+    files = yield from _copy_again_after_storage_outage(context, urls, files)
     refused = [f for f in files if f["status"] != "copied"]
     if refused:
         reasons = "; ".join(f"{f['url']}: {f['reason']}" for f in refused)

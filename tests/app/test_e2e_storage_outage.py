@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.app.conftest import AppHost, eventually, json_of, run_app_host
+from tests.app.conftest import AppHost, eventually, json_of, run_app_host, run_peer
 from tests.support.azurite import Azurite, run_azurite
 
 pytestmark = pytest.mark.e2e
@@ -161,3 +161,34 @@ def test_a_refused_write_fails_at_once_without_burning_attempts(
             f"writing the result failed: Blob storage refused to write the report of "
             f"{started['id']} (HTTP 400"
         ), detail
+
+
+def test_ingest_rides_out_a_storage_outage_without_spending_the_source_attempts(
+    tmp_path: Path, own_azurite: StoppableAzurite
+) -> None:
+    payload = b"ingested through an outage\n" * 100
+    with (
+        run_peer([200], payload=payload) as source,
+        run_app_host(tmp_path, own_azurite.azurite, **RIDE_OUT) as host,
+    ):
+        own_azurite.stop()
+        started = json_of(host.start("ingest", {"urls": [f"{source.url}/data.txt"]}))
+
+        failures = eventually(
+            lambda: (
+                reasons
+                if len(reasons := failed_attempts(host, started, "ingest_copy")) >= 2
+                else None
+            ),
+            timeout=40,
+        )
+        # Every failed attempt is the storage outage: the source's own 4 attempts (1 s
+        # apart) were not spent on it, or the operation would have failed by now.
+        assert all("Blob storage was unavailable" in reason for reason in failures), failures
+
+        own_azurite.start()
+        final = host.wait_for(started["id"], timeout=30)
+
+        assert final["status"] == "Succeeded", final
+        manifest = host.http.get(started["resultUri"]).json()
+        assert [(f["status"], f["bytes"]) for f in manifest["files"]] == [("copied", len(payload))]

@@ -97,7 +97,10 @@ def test_expiry_purges_the_webhook_delivery_too(expiring_host: AppHost) -> None:
 
 def test_storage_down_gives_problems_and_failed_operations(tmp_path: Path) -> None:
     dead = Azurite(blob_port=free_port())  # nothing listens there
-    with run_app_host(tmp_path, dead, OPS_STORAGE_RETRIES="0") as host:
+    # One attempt at writing the result: the default durable retry would wait ~80 s.
+    with run_app_host(
+        tmp_path, dead, OPS_STORAGE_RETRIES="0", OPS_RESULT_WRITE_ATTEMPTS="1"
+    ) as host:
         keyed = host.start("report", {"rows": 10}, **{"Idempotency-Key": "k-storage-down"})
         assert keyed.status_code == 503
         assert keyed.headers["Content-Type"] == "application/problem+json"
