@@ -18,10 +18,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from operations.problems import problem_body
 
 __all__ = [
+    "CANCELED_ERROR_CODE",
     "FAILED_ERROR_CODE",
     "TERMINAL_STATES",
     "OperationLinks",
     "OperationState",
+    "canceled_error",
     "ended_problem",
     "error_of",
     "failure_message",
@@ -181,6 +183,9 @@ FAILED_ERROR_CODE = "OperationFailed"
 # a status body is the same problem, so both read alike.
 _FAILED_STATUS = 422
 _FAILED_TITLE = "Operation failed"
+CANCELED_ERROR_CODE = "OperationCanceled"
+_CANCELED_STATUS = 409
+_CANCELED_TITLE = "Operation canceled"
 
 
 def error_of(output: Any) -> dict[str, Any]:
@@ -193,6 +198,17 @@ def error_of(output: Any) -> dict[str, Any]:
         message = failure_message(text) or "The operation failed without a message."
     return problem_body(
         _FAILED_STATUS, "operation-failed", message, _FAILED_TITLE, code=FAILED_ERROR_CODE
+    )
+
+
+def canceled_error(operation_id: str) -> dict[str, Any]:
+    """The `error` of a Canceled operation: problem details plus `code` and `message`."""
+    return problem_body(
+        _CANCELED_STATUS,
+        "operation-canceled",
+        f"Operation {operation_id} was canceled before it finished; it has no result.",
+        _CANCELED_TITLE,
+        code=CANCELED_ERROR_CODE,
     )
 
 
@@ -213,12 +229,14 @@ def ended_problem(body: dict[str, Any]) -> dict[str, Any] | None:
             error={"code": error["code"], "message": error["message"]},
         )
     if state is OperationState.CANCELED:
+        error = body["error"]
         return problem_body(
-            409,
+            _CANCELED_STATUS,
             "operation-canceled",
-            f"Operation {body['id']} was canceled before it finished; it has no result.",
-            "Operation canceled",
+            error["detail"],
+            _CANCELED_TITLE,
             **identity,
+            error={"code": error["code"], "message": error["message"]},
         )
     return None
 
@@ -256,4 +274,8 @@ def status_body(
             body["summary"] = output["summary"]
     elif state is OperationState.FAILED:
         body["error"] = error_of(output)
+    elif state is OperationState.CANCELED:
+        # Not a failure, but a client that only reads `error` (azure-core's pollers do)
+        # should still say why there is no result.
+        body["error"] = canceled_error(operation_id)
     return body

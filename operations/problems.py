@@ -10,7 +10,14 @@ import azure.functions as func
 
 from operations.errors import FieldProblem
 
-__all__ = ["PROBLEM_JSON", "problem", "problem_body", "problem_type", "validation_problem"]
+__all__ = [
+    "PROBLEM_JSON",
+    "problem",
+    "problem_body",
+    "problem_code",
+    "problem_type",
+    "validation_problem",
+]
 
 PROBLEM_JSON = "application/problem+json"
 _TYPE_PREFIX = "urn:durable-ops:problem:"
@@ -49,7 +56,15 @@ def problem_body(
     }
     body.update(extra)
     body["message"] = detail
+    # An Azure-style `code` beside `message`: azure-core's HttpResponseError reads both
+    # from a top-level error object ("(OperationExpired) ..." rather than "(None) ...").
+    body.setdefault("code", problem_code(slug))
     return body
+
+
+def problem_code(slug: str) -> str:
+    """The Azure-style error code of a problem kind: `operation-expired` -> `OperationExpired`."""
+    return "".join(part.capitalize() for part in slug.split("-"))
 
 
 def problem(
