@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,10 +15,10 @@ APP_DIR = Path(__file__).resolve().parent / "apps" / "bench_app"
 
 
 @contextmanager
-def bench_host(hub: Path) -> Iterator[HostProcess]:
+def bench_host(hub: Path, env: Mapping[str, str | None] | None = None) -> Iterator[HostProcess]:
     """`python -m durablehost start` on the bench app with its own hub file, on a free
-    port; stopped when the block ends."""
-    with run_host_process(APP_DIR, hub=hub) as host:
+    port, with `env` added to its environment; stopped when the block ends."""
+    with run_host_process(APP_DIR, hub=hub, env=env) as host:
         yield host
 
 

@@ -16,7 +16,10 @@ from typing import Any
 
 import aiohttp
 
+from bench.openloop import open_loop
+
 __all__ = [
+    "cpu_bound_latency",
     "fan_out",
     "hello_sequence5",
     "sequence",
@@ -65,21 +68,28 @@ async def _failed_count(session: aiohttp.ClientSession, url: str) -> int:
         return len(await response.json())
 
 
-async def hello_sequence5(url: str, *, batch: int, rounds: int) -> dict[str, Any]:
-    """`batch` HelloSequence5 starts at once through the HTTP starter, `rounds` times;
-    throughput = completed orchestrations / (last completion - first POST)."""
+async def hello_sequence5(url: str, *, batch: int, rounds: int, clients: int) -> dict[str, Any]:
+    """`batch` HelloSequence5 starts at once through the HTTP starter, shared by
+    `clients` keep-alive connections (each sends its next POST when its 202 arrives),
+    `rounds` times; throughput = completed orchestrations / (last completion - first POST)."""
     rates = []
-    async with _session(batch) as session:
+    async with _session(clients) as session:
+
+        async def start_all(count: int) -> None:
+            remaining = iter(range(count))
+
+            async def client() -> None:
+                for _ in remaining:
+                    await _start_via_starter(session, url, "hello_sequence5", None)
+
+            await asyncio.gather(*(client() for _ in range(clients)))
+
         # Warm-up: imports, the SDK's client session, SQLite caches.
-        await asyncio.gather(
-            *(_start_via_starter(session, url, "hello_sequence5", None) for _ in range(20))
-        )
+        await start_all(20)
         await _wait_all_finished(session, url)
         for _ in range(rounds):
             began = time.perf_counter()
-            await asyncio.gather(
-                *(_start_via_starter(session, url, "hello_sequence5", None) for _ in range(batch))
-            )
+            await start_all(batch)
             ended = await _wait_all_finished(session, url)
             rates.append(batch / (ended - began))
         failed = await _failed_count(session, url)
@@ -89,6 +99,7 @@ async def hello_sequence5(url: str, *, batch: int, rounds: int) -> dict[str, Any
         "orchestrations_per_s": statistics.median(rates),
         "rounds": [round(rate, 1) for rate in rates],
         "batch": batch,
+        "clients": clients,
     }
 
 
@@ -218,8 +229,9 @@ def _percentile(sorted_values: list[float], percent: float) -> float:
 
 async def cpu_bound_latency(url: str, *, seconds: float) -> dict[str, Any]:
     """Status GET latency from one client, idle and while a CPU-bound sync activity runs
-    in the host's thread pool: the HTTP front must stay responsive (issue 2)."""
-    async with _session(1) as session:
+    (issue 2), and the HTTP starter's latency (POST -> 202, open loop at 20/s, latency
+    from each request's due time) beside it: the HTTP front must stay responsive."""
+    async with _session(1) as session, _session(8) as starts:
         status_url = f"{url}{MGMT}/instances/?top=1"
 
         async def sample() -> list[float]:
@@ -232,15 +244,26 @@ async def cpu_bound_latency(url: str, *, seconds: float) -> dict[str, Any]:
                 latencies.append(time.perf_counter() - began)
             return sorted(latencies)
 
-        idle = await sample()
+        async def start() -> None:
+            await _start_via_starter(starts, url, "noop", 1)
+
+        async def sample_both() -> tuple[list[float], dict[str, Any]]:
+            status, starter = await asyncio.gather(
+                sample(), open_loop(start, rate=20.0, seconds=seconds)
+            )
+            return status, starter.figures()
+
+        idle, idle_starter = await sample_both()
         async with session.post(f"{url}{MGMT}/orchestrators/burn", json=seconds + 1) as response:
             response.raise_for_status()
-        await asyncio.sleep(0.3)  # let the activity reach its thread
-        busy = await sample()
+        await asyncio.sleep(0.3)  # let the activity reach its thread (or worker)
+        busy, busy_starter = await sample_both()
     return {
         "idle_p50_ms": _percentile(idle, 50) * 1000,
         "idle_p99_ms": _percentile(idle, 99) * 1000,
         "busy_p50_ms": _percentile(busy, 50) * 1000,
         "busy_p99_ms": _percentile(busy, 99) * 1000,
         "busy_max_ms": busy[-1] * 1000,
+        "idle_starter": idle_starter,
+        "busy_starter": busy_starter,
     }

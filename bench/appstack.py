@@ -1,0 +1,200 @@
+"""The real app on durablehost with a real Azurite, and the host's process-tree memory.
+
+`run_azurite` starts azurite-blob from node_modules (as tests/support/azurite.py does);
+`run_app_host` starts `python -m durablehost start` on the repo root (this repo's
+function_app.py) with its own hub file and its own blob containers, as the e2e tests do.
+`TreeRssSampler` sums VmRSS over the host's whole process tree (host, hub writer, any
+worker processes) from /proc while a workload runs, and keeps the peak.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.hostproc import REPO
+from durablehost.process import HostProcess, free_port, run_host_process
+
+__all__ = [
+    "Azurite",
+    "TreeRssSampler",
+    "process_tree",
+    "run_app_host",
+    "run_azurite",
+    "tree_rss_mb",
+]
+
+AZURITE_BIN = REPO / "node_modules" / ".bin" / "azurite-blob"
+# The well-known development account of the storage emulator (public, not a secret).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Azurite:
+    """A running Azurite blob endpoint."""
+
+    blob_port: int
+    pid: int
+
+    @property
+    def connection_string(self) -> str:
+        endpoint = f"http://127.0.0.1:{self.blob_port}/{AZURITE_ACCOUNT}"
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint};"
+        )
+
+
+def _wait_for_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"nothing listens on 127.0.0.1:{port} after {timeout}s"
+                ) from None
+            time.sleep(0.05)
+
+
+@contextmanager
+def run_azurite(data_dir: Path) -> Iterator[Azurite]:
+    """azurite-blob on a free port with its data in `data_dir`, until the block exits."""
+    if not AZURITE_BIN.exists():
+        raise RuntimeError(f"{AZURITE_BIN} is missing: run `make install` (npm ci) first")
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # --skipApiVersionCheck: the blob SDK sends a newer API version than Azurite knows.
+    # --inMemoryPersistence would flatter the storage side; the tests' settings are used.
+    proc = subprocess.Popen(
+        [
+            str(AZURITE_BIN),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            str(data_dir),
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--silent",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port, timeout=60)
+        yield Azurite(blob_port=port, pid=proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def run_app_host(
+    workdir: Path, azurite: Azurite, env: Mapping[str, str | None] | None = None
+) -> Iterator[HostProcess]:
+    """The repo's Function App on durablehost: own hub file, own containers, until the
+    block exits. `env` adds settings (e.g. the worker process count)."""
+    tag = uuid.uuid4().hex[:10]
+    settings: dict[str, str | None] = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "OPS_RESULTS_CONTAINER": f"results-{tag}",
+        "OPS_STATE_CONTAINER": f"state-{tag}",
+        **(env or {}),
+    }
+    with run_host_process(REPO, hub=workdir / f"hub-{tag}.sqlite3", env=settings) as host:
+        yield host
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of `pid`, from each of its threads' /proc children list (a few
+    small reads; scanning all of /proc took ~15 ms, too much to do ten times a second
+    beside the client's event loop)."""
+    found: list[int] = []
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found  # exited meanwhile
+    for tid in threads:
+        try:
+            found.extend(
+                int(child) for child in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+            )
+        except OSError:
+            continue
+    return found
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants."""
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(_children(pid))
+    return tree
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass  # exited meanwhile
+    return 0
+
+
+def tree_rss_mb(root: int) -> tuple[float, int]:
+    """(summed VmRSS in MB, number of processes) of `root`'s process tree now."""
+    pids = process_tree(root)
+    return sum(_rss_kb(pid) for pid in pids) / 1024, len(pids)
+
+
+class TreeRssSampler:
+    """Samples the process tree's summed RSS every `interval` seconds in a thread (the
+    bench's event loop may be busy) until stopped; keeps the peak."""
+
+    def __init__(self, root: int, interval: float = 0.1) -> None:
+        self._root = root
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self.peak_mb = 0.0
+        self.peak_processes = 0
+        self.samples = 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss, count = tree_rss_mb(self._root)
+            self.samples += 1
+            if rss > self.peak_mb:
+                self.peak_mb = rss
+            self.peak_processes = max(self.peak_processes, count)
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> TreeRssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
