@@ -7,6 +7,7 @@ One subpackage per layer; a layer imports only the layers below it (and
     front/      HTTP triggers, the management API, the durable client's in-process calls
     triggers/   functions the host starts on its own (timer triggers)
     engine/     durable orchestration: dispatch loops, episodes, replay, activities
+    workers/    worker processes that run the app's activities
     app/        the user's Function App: settings, loading, calling its functions
     store/      the task hub store interface and its SQLite implementation
     wire/       the JSON shapes spoken with the SDK and with clients

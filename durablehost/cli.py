@@ -164,6 +164,13 @@ def main() -> None:
     help="Commit episodes on the host's own thread instead of in a writer process "
     "(slower under load; one process).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 10),
+    default=None,
+    help="Worker processes running the activities; 0 runs everything in the host process "
+    "(for debugging) [default: FUNCTIONS_WORKER_PROCESS_COUNT, else half the cores, 1-4].",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging and an access log.")
 def start(
     app_dir: Path,
@@ -172,6 +179,7 @@ def start(
     hub: str | None,
     enforce_keys: bool,
     inline_writes: bool,
+    workers: int | None,
     verbose: bool,
 ) -> None:
     """Start the app in APP and serve it until SIGINT/SIGTERM."""
@@ -192,6 +200,7 @@ def start(
         enforce_keys=enforce_keys,
         access_log=verbose,
         writer_process=not inline_writes,
+        workers=workers,
     )
     tune_host_process()
     _exit(asyncio.run(_run(options)))

@@ -99,6 +99,9 @@ class HostOptions:
     # Commit episodes in a writer process of their own (durablehost.store.writer): the
     # CLI's default; in-process test hosts commit inline.
     writer_process: bool = False
+    # Worker processes running the activities (durablehost.workers): None reads
+    # FUNCTIONS_WORKER_PROCESS_COUNT (the CLI's default); 0 runs them in this process.
+    workers: int | None = 0
 
 
 class DurableHost:
@@ -264,6 +267,7 @@ class DurableHost:
         from durablehost.front.management import add_management_routes
         from durablehost.store import open_store
         from durablehost.store.writer import ProcessWriter
+        from durablehost.workers import activity_pool
 
         assert self.index is not None and self.config is not None
         http_functions = [info for info in self.index.http if not is_disabled(info.function_name)]
@@ -307,6 +311,9 @@ class DurableHost:
                 max_concurrent_activities=self.config.max_concurrent_activities,
                 max_concurrent_orchestrations=self.config.max_concurrent_orchestrations,
                 writer=self._writer,
+                activity_runner=activity_pool(
+                    self.app_dir, self.options.workers, self.config.max_concurrent_activities
+                ),
             )
             assert self.settings is not None
             middlewares = []

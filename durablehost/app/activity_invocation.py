@@ -4,7 +4,9 @@ Activities get their input decoded by the SDK's own `activityTrigger` converter 
 their result encoded by it, so custom-object serialisation behaves as on Azure. Sync
 functions run in worker threads (as the worker runs them): `call_sync_activity` does the
 whole call there, decoding and encoding included; async ones run on the loop through
-`call_async_activity`.
+`call_async_activity`. Either may happen in the host process or in a worker process
+(durablehost.workers): an `ActivityCall` is what travels there, an `ActivityOutcome` what
+comes back.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from azure.functions.meta import Datum
 from durablehost.app.invocation import InvocationContext, declares_context
 from durablehost.app.loader import FunctionInfo
 
-__all__ = ["ActivityFailure", "call_async_activity", "call_sync_activity"]
+__all__ = [
+    "ActivityCall",
+    "ActivityFailure",
+    "ActivityOutcome",
+    "call_async_activity",
+    "call_sync_activity",
+    "unknown_activity",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +38,26 @@ class ActivityFailure:
 
     reason: str
     details: str = field(default="")
+
+
+# An activity's result as JSON text, or its failure.
+ActivityOutcome = str | ActivityFailure
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityCall:
+    """One activity to run: `key` is the caller's handle for its outcome; `instance_id`
+    names the orchestration that asked for it (for logs)."""
+
+    key: int
+    name: str
+    input_json: str | None
+    instance_id: str
+
+
+def unknown_activity(name: str) -> ActivityFailure:
+    """The failure of a call to an activity the app does not define."""
+    return ActivityFailure(f"The activity function '{name}' doesn't exist in this app.")
 
 
 def call_sync_activity(info: FunctionInfo, input_json: str | None) -> str | ActivityFailure:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from durablehost.app.loader import FunctionIndex
-from durablehost.engine.activities import ActivityDispatcher, ActivityResult
+from durablehost.engine.activities import ActivityDispatcher, ActivityResult, ActivityRunner
 from durablehost.engine.due_messages import DueMessages
 from durablehost.engine.episodes import (
     SCHEDULING_EVENTS,
@@ -108,6 +108,7 @@ class DurableEngine:
         history_cache_size: int = 2048,
         extended_sessions: bool = True,
         writer: HubWriter | None = None,
+        activity_runner: ActivityRunner | None = None,
     ) -> None:
         self.index = index
         self.store = store
@@ -126,7 +127,11 @@ class DurableEngine:
         self._timers = DueMessages()
         self._timer_signal = asyncio.Event()
         self._activities = ActivityDispatcher(
-            index, concurrency=self.max_concurrent_activities, clock=clock, deliver=self._route
+            index,
+            concurrency=self.max_concurrent_activities,
+            clock=clock,
+            deliver=self._route,
+            runner=activity_runner,  # None: threads of this process
         )
         # Group commits go through the writer: inline, or a writer process that takes
         # SQLite's work off this loop (durablehost.store.writer). With a depth above 1

@@ -198,8 +198,16 @@ async def test_small_batches_while_the_writer_is_idle_are_committed_in_the_host(
     assert failures == []
 
 
+def _holds_open(process: Path, suffix: str) -> bool:
+    try:
+        return any(os.readlink(fd).endswith(suffix) for fd in (process / "fd").iterdir())
+    except OSError:
+        return False  # gone meanwhile
+
+
 def _writers(pid: int) -> list[int]:
-    """The hub writer processes of host `pid` (its multiprocessing children)."""
+    """The hub writer processes of host `pid`: its multiprocessing children that hold a
+    hub file open (its activity worker processes, spawned alike, do not)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -210,7 +218,7 @@ def _writers(pid: int) -> list[int]:
             if int(fields[1]) != pid:
                 continue
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-            if b"spawn_main" in command:
+            if b"spawn_main" in command and _holds_open(entry, ".sqlite3"):
                 found.append(int(entry.name))
     return found
 

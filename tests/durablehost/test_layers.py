@@ -19,6 +19,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "wire": frozenset({"model"}),
     "store": frozenset({"model", "wire"}),
     "app": frozenset(),
+    "workers": frozenset({"app"}),
     "engine": frozenset({"model", "wire", "store", "app"}),
     "front": frozenset({"model", "wire", "app"}),
     "triggers": frozenset({"model", "wire", "store", "app"}),
