@@ -89,7 +89,12 @@ async def operation_item(
     return await _answer(get_operation(req, client, name))
 
 
-@bp.route(route="operations/{name}/status", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+# Every method is routed here so the 405 and its `Allow: GET` come from the app, the same
+# on every host (a host's own 405 would list the methods declared here instead).
+@bp.route(
+    route="operations/{name}/status",
+    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+)
 @bp.durable_client_input(client_name="client")
 async def operation_status(
     req: func.HttpRequest, client: df.DurableOrchestrationClient

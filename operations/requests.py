@@ -49,6 +49,8 @@ _HEADER_SAFE: Final = re.compile(r"[\x20-\x7e]+")
 # A query integer: ASCII digits only (str.isdigit() and int() also take "²", "٣" or "1_0"),
 # at most 9 of them, so int() never meets a long string.
 _QUERY_INT: Final = re.compile(r"[0-9]{1,9}")
+# Blanks around each state in `status=Running, Failed` (the spec's pattern allows these).
+_BLANKS: Final = " \t\r\n"
 _QVALUE: Final = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
 
 
@@ -242,13 +244,12 @@ def decode_continuation(token: str) -> str:
 def parse_query_int(raw: str, name: str, minimum: int, maximum: int) -> int:
     """The integer in query parameter `name`, from `minimum` to `maximum`.
 
-    Only ASCII digits are read (surrounding blanks ignored): `int()` would also take
+    Only ASCII digits are read, as docs/openapi.yaml says: `int()` would also take " 5",
     "1_000" and Unicode digits such as "٣", and fail with ValueError past 4,300 digits.
     Raises BadRequest 400 with the parameter in `errors` for anything else.
     """
-    text = raw.strip(" \t")
-    if _QUERY_INT.fullmatch(text) and minimum <= int(text) <= maximum:
-        return int(text)
+    if _QUERY_INT.fullmatch(raw) and minimum <= int(raw) <= maximum:
+        return int(raw)
     shown = raw if len(raw) <= 40 else raw[:40] + "..."
     detail = f"must be an integer from {minimum} to {maximum} in ASCII digits, got {shown!r}"
     raise BadRequest(
@@ -260,11 +261,13 @@ def parse_query_int(raw: str, name: str, minimum: int, maximum: int) -> int:
 
 
 def parse_list_query(params: dict[str, str]) -> ListQuery:
-    """Check the list query: status (comma-separated), kind, top, continuationToken."""
+    """Check the list query: status (comma-separated, any case), kind, top,
+    continuationToken, exactly as docs/openapi.yaml describes them (a parameter that is
+    present must be valid, even when empty)."""
     problems: list[dict[str, str]] = []
     states: list[OperationState] = []
     for raw in (params.get("status") or "").split(","):
-        raw = raw.strip()
+        raw = raw.strip(_BLANKS)
         if not raw:
             continue
         match = [s for s in OperationState if s.value.lower() == raw.lower()]
@@ -273,7 +276,7 @@ def parse_list_query(params: dict[str, str]) -> ListQuery:
         else:
             allowed = ", ".join(s.value for s in OperationState)
             problems.append({"field": "status", "detail": f"{raw!r} is not one of {allowed}"})
-    kind = (params.get("kind") or "").strip() or None
+    kind = params.get("kind")
     known = [k.name for k in all_kinds()]
     if kind is not None and kind not in known:
         problems.append(
@@ -281,7 +284,7 @@ def parse_list_query(params: dict[str, str]) -> ListQuery:
         )
     top = DEFAULT_TOP
     raw_top = params.get("top")
-    if raw_top is not None and raw_top != "":
+    if raw_top is not None:
         try:
             top = parse_query_int(raw_top, "top", 1, MAX_TOP)
         except BadRequest as error:

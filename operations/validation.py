@@ -132,6 +132,9 @@ class StringField:
             "minLength": self.min_length,
             "maxLength": self.max_length,
         }
+        if self.min_length > 0:
+            # check() trims blanks first, so all-blank text is too short.
+            schema["pattern"] = r"\S"
         if self.description:
             schema["description"] = self.description
         return schema
@@ -293,9 +296,14 @@ class InputSchema:
 
     def to_json_schema(self) -> dict[str, Any]:
         """The same declaration as a JSON Schema object (for OpenAPI)."""
+        properties = {spec.name: spec.json_schema() for spec in self.fields}
+        for spec in self.fields:
+            if not spec.required:
+                # validate() reads null in an optional field as absent (its default).
+                properties[spec.name]["type"] = [properties[spec.name]["type"], "null"]
         return {
             "type": "object",
             "additionalProperties": False,
             "required": [spec.name for spec in self.fields if spec.required],
-            "properties": {spec.name: spec.json_schema() for spec in self.fields},
+            "properties": properties,
         }

@@ -92,7 +92,7 @@ def test_schema_renders_as_json_schema() -> None:
     schema = REPORT.input_schema.to_json_schema()
     assert schema["additionalProperties"] is False
     assert schema["properties"]["partitions"] == {
-        "type": "integer",
+        "type": ["integer", "null"],  # optional: null reads as the default
         "minimum": 1,
         "maximum": 64,
         "default": 4,
