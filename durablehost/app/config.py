@@ -27,6 +27,7 @@ __all__ = [
     "is_disabled",
     "load_host_config",
     "load_local_settings",
+    "read_json_document",
     "resolve_app_setting",
 ]
 
@@ -115,6 +116,12 @@ def _read_json(path: Path, *, allow_comments: bool, text: str | None = None) -> 
         raise ConfigError(
             f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
         ) from None
+
+
+def read_json_document(path: Path) -> Any:
+    """Parse a JSON file the way the Functions host reads its own (host.json,
+    function.json): a UTF-8 BOM and comments are accepted; ConfigError names the spot."""
+    return _read_json(path, allow_comments=True)
 
 
 def resolve_app_setting(value: str, environ: Mapping[str, str] | None = None) -> str:

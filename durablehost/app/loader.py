@@ -2,7 +2,9 @@
 
 Like the Functions Python worker: the app directory goes on sys.path, its
 `function_app.py` is imported, and the one module-level `FunctionRegister`
-(FunctionApp, DFApp, Blueprint-composed app) found there is indexed.
+(FunctionApp, DFApp, Blueprint-composed app) found there is indexed. A folder without
+`function_app.py` is handed to `v1_loader` (function.json folders), as the worker falls
+back to the host's function.json indexing.
 """
 
 from __future__ import annotations
@@ -106,16 +108,50 @@ class FunctionIndex:
     timers: list[FunctionInfo] = field(default_factory=list)
     unsupported: list[FunctionInfo] = field(default_factory=list)
     app: Any = None
+    # "v2" (function_app.py) or "v1" (function.json folders).
+    programming_model: str = "v2"
+    # Functions that could not be loaded (v1 only): name -> why. The rest still run, as
+    # the Functions host runs an app with some functions in error.
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def register(self, info: FunctionInfo) -> None:
+        """File `info` under what drives it; raises AppLoadError for a duplicate name."""
+        registry: FunctionNames | None = {
+            ORCHESTRATION_TRIGGER: self.orchestrators,
+            ACTIVITY_TRIGGER: self.activities,
+            ENTITY_TRIGGER: self.entities,
+        }.get(info.trigger_type)
+        if registry is not None:
+            if info.name in registry:
+                raise AppLoadError(f"two functions are registered as '{info.name}'")
+            registry[info.name] = info
+        elif info.trigger_type == HTTP_TRIGGER:
+            self.http.append(info)
+        elif info.trigger_type == TIMER_TRIGGER:
+            self.timers.append(info)
+        else:
+            log.warning(
+                "function %s has a %s trigger, which durablehost does not run",
+                info.function_name,
+                info.trigger_type,
+            )
+            self.unsupported.append(info)
 
 
 def load_app(app_dir: Path | str, module_name: str = "function_app") -> FunctionIndex:
-    """Import `<app_dir>/function_app.py` with app_dir on sys.path and index it."""
+    """Import `<app_dir>/function_app.py` with app_dir on sys.path and index it.
+
+    Without that file, the folder is loaded as a v1 app (subfolders with function.json);
+    a folder in neither model raises AppLoadError saying what was looked for.
+    """
+    # Imported here: v1_loader builds on this module's FunctionInfo and FunctionIndex.
+    from durablehost.app import v1_loader
+
     app_path = Path(app_dir).resolve()
     script = app_path / f"{module_name}.py"
     if not script.is_file():
-        raise AppLoadError(
-            f"{script} not found: point --app at the folder holding your function_app.py"
-        )
+        return v1_loader.load_v1_app(app_path, v2_script=script)
+    v1_loader.warn_if_function_json_ignored(app_path, script)
     if str(app_path) not in sys.path:
         sys.path.insert(0, str(app_path))
     try:
@@ -168,27 +204,7 @@ def index_app(app: Any) -> FunctionIndex:
         raise AppLoadError(f"indexing the app failed: {exc}") from exc
     index = FunctionIndex(app=app)
     for function in functions:
-        info = _describe(function)
-        registry: FunctionNames | None = {
-            ORCHESTRATION_TRIGGER: index.orchestrators,
-            ACTIVITY_TRIGGER: index.activities,
-            ENTITY_TRIGGER: index.entities,
-        }.get(info.trigger_type)
-        if registry is not None:
-            if info.name in registry:
-                raise AppLoadError(f"two functions are registered as '{info.name}'")
-            registry[info.name] = info
-        elif info.trigger_type == HTTP_TRIGGER:
-            index.http.append(info)
-        elif info.trigger_type == TIMER_TRIGGER:
-            index.timers.append(info)
-        else:
-            log.warning(
-                "function %s has a %s trigger, which durablehost does not run",
-                info.function_name,
-                info.trigger_type,
-            )
-            index.unsupported.append(info)
+        index.register(_describe(function))
     _index_cache[id(app)] = index
     return index
 
