@@ -1,8 +1,9 @@
 """`python -m durablehost start`: run a Durable Functions Python app locally.
 
-Exit codes: 0 after a clean stop (SIGINT/SIGTERM), 1 when the app, its settings or the
-address cannot be used (one line saying what to fix, no traceback), 130 when a second
-signal forces an immediate exit.
+Exit codes: 0 after a clean stop (SIGINT/SIGTERM), 1 when the app, its settings, its task
+hub (missing, read-only) or the address cannot be used (one line saying what to fix, no
+traceback), 70 when its hub writer process died (start again: the hub is recovered), 130
+when a second signal forces an immediate exit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import click
 
 from durablehost.errors import AppLoadError, DurableHostError
+from durablehost.front.connections import ConnectionLimits
 from durablehost.host import DurableHost, HostOptions
 from durablehost.tuning import tune_host_process
 
@@ -31,6 +33,7 @@ log = logging.getLogger("durablehost")
 # How long a stop may take before the process exits anyway (user code stuck in a thread).
 _STOP_TIMEOUT_SECONDS = 30.0
 _THREAD_JOIN_SECONDS = 2.0
+_DEFAULT_LIMITS = ConnectionLimits()
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -165,11 +168,26 @@ def main() -> None:
     "(slower under load; one process).",
 )
 @click.option(
-    "--workers",
-    type=click.IntRange(0, 10),
-    default=None,
-    help="Worker processes running the activities; 0 runs everything in the host process "
-    "(for debugging) [default: FUNCTIONS_WORKER_PROCESS_COUNT, else half the cores, 1-4].",
+    "--header-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=_DEFAULT_LIMITS.header_timeout,
+    show_default=True,
+    help="Seconds a connection may take to send a complete request head (from its start "
+    "or the previous response); also how long an idle keep-alive connection stays open.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=_DEFAULT_LIMITS.body_timeout,
+    show_default=True,
+    help="Seconds a request body may take to arrive once its head has (408 after).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 1_000_000),
+    default=_DEFAULT_LIMITS.max_connections,
+    show_default=True,
+    help="Open connections served at once; one more is answered 503 and closed.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging and an access log.")
 def start(
@@ -179,7 +197,9 @@ def start(
     hub: str | None,
     enforce_keys: bool,
     inline_writes: bool,
-    workers: int | None,
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int,
     verbose: bool,
 ) -> None:
     """Start the app in APP and serve it until SIGINT/SIGTERM."""
@@ -200,7 +220,11 @@ def start(
         enforce_keys=enforce_keys,
         access_log=verbose,
         writer_process=not inline_writes,
-        workers=workers,
+        limits=ConnectionLimits(
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_connections=max_connections,
+        ),
     )
     tune_host_process()
     _exit(asyncio.run(_run(options)))

@@ -5,6 +5,9 @@
     ├── ConfigError                  host.json / local.settings.json is unusable
     ├── UnknownFunctionError         no orchestrator/activity/function of that name
     ├── InvalidInputError            a caller sent something we cannot accept (HTTP 400)
+    ├── HubUnavailableError          the task hub cannot take writes now (HTTP 503 +
+    │                                Retry-After): its writer died, the disk is full, the
+    │                                host is stopping
     └── InstanceError                about one orchestration instance
         ├── InstanceNotFoundError    no such instance (HTTP 404)
         ├── InstanceAlreadyExistsError  start with an id that is still active (HTTP 409)
@@ -22,6 +25,7 @@ __all__ = [
     "AppLoadError",
     "ConfigError",
     "DurableHostError",
+    "HubUnavailableError",
     "InstanceAlreadyExistsError",
     "InstanceError",
     "InstanceFinishedError",
@@ -50,6 +54,15 @@ class UnknownFunctionError(DurableHostError):
 
 class InvalidInputError(DurableHostError):
     """A caller sent a request we cannot accept (bad JSON, bad parameter)."""
+
+
+class HubUnavailableError(DurableHostError):
+    """The task hub cannot take writes now; nothing was stored, try again later."""
+
+    # Seconds a client should wait before trying again (the Retry-After it is sent). A
+    # class attribute, not an argument: these errors cross the hub writer's pipe
+    # pickled, and unpickling calls the class with the message only.
+    retry_after = 5
 
 
 class InstanceError(DurableHostError):

@@ -39,7 +39,14 @@ from durablehost.app.config import (
 from durablehost.app.invocation import FunctionInvoker
 from durablehost.app.loader import FunctionIndex, load_app
 from durablehost.errors import AppLoadError, ConfigError
+from durablehost.front.availability import HostAvailability
 from durablehost.front.client_transport import register_management, unregister_management
+from durablehost.front.connections import (
+    ConnectionLimits,
+    GuardedTCPSite,
+    ProblemRequestHandler,
+    body_deadline_middleware,
+)
 from durablehost.front.http_front import (
     MAX_BODY_BYTES,
     HttpFront,
@@ -49,6 +56,7 @@ from durablehost.front.http_front import (
 from durablehost.front.keys import FunctionKeys, load_or_create_keys
 from durablehost.front.routes import RouteTemplateError
 from durablehost.model.instances import TaskHubClient
+from durablehost.store.sqlite import HubReadOnlyError
 from durablehost.triggers.timer import TimerService
 from durablehost.wire.client import DEFAULT_CONNECTION, WEBHOOK_PATH, client_binding_json
 
@@ -63,8 +71,11 @@ log = logging.getLogger(__name__)
 
 # Per-app local state (task hub, keys, timer status); git-ignored.
 STATE_DIR_NAME = ".durablehost"
-# Long-polling requests (wait_for_completion) must not hold a shutdown for a minute.
+# How long requests in progress get to finish when the host stops (long polls such as
+# wait_for_completion must not hold a shutdown for a minute); those left answer 503.
 _SHUTDOWN_GRACE_SECONDS = 5.0
+# What aiohttp then gives the connections still open (the drain above has answered them).
+_CONNECTIONS_CLOSE_SECONDS = 2.0
 
 
 def default_hub_path(app_dir: Path, hub_name: str) -> Path:
@@ -99,9 +110,8 @@ class HostOptions:
     # Commit episodes in a writer process of their own (durablehost.store.writer): the
     # CLI's default; in-process test hosts commit inline.
     writer_process: bool = False
-    # Worker processes running the activities (durablehost.workers): None reads
-    # FUNCTIONS_WORKER_PROCESS_COUNT (the CLI's default); 0 runs them in this process.
-    workers: int | None = 0
+    # Header and body timeouts, the connection cap (durablehost.front.connections).
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 class DurableHost:
@@ -125,6 +135,8 @@ class DurableHost:
         self._executor: ThreadPoolExecutor | None = None
         self._in_process_url: str | None = None
         self._writer: ProcessWriter | None = None
+        # Answers 503 once the host stops or its writer died; tracks requests in progress.
+        self._availability = HostAvailability()
         # Set when the host cannot go on (its hub writer died): `durablehost start`
         # then stops and exits non-zero, and the next start recovers from the hub.
         self.failed = asyncio.Event()
@@ -267,7 +279,6 @@ class DurableHost:
         from durablehost.front.management import add_management_routes
         from durablehost.store import open_store
         from durablehost.store.writer import ProcessWriter
-        from durablehost.workers import activity_pool
 
         assert self.index is not None and self.config is not None
         http_functions = [info for info in self.index.http if not is_disabled(info.function_name)]
@@ -282,7 +293,11 @@ class DurableHost:
             client_binding=self._client_binding,
         )
         self.front = HttpFront(
-            routes, route_prefix=self.config.route_prefix, invoker=invoker, keys=self.keys
+            routes,
+            route_prefix=self.config.route_prefix,
+            invoker=invoker,
+            keys=self.keys,
+            availability=self._availability,
         )
         try:
             self._timers = TimerService(
@@ -311,12 +326,13 @@ class DurableHost:
                 max_concurrent_activities=self.config.max_concurrent_activities,
                 max_concurrent_orchestrations=self.config.max_concurrent_orchestrations,
                 writer=self._writer,
-                activity_runner=activity_pool(
-                    self.app_dir, self.options.workers, self.config.max_concurrent_activities
-                ),
             )
             assert self.settings is not None
-            middlewares = []
+            limits = self.options.limits
+            middlewares = [
+                self._availability.middleware(),
+                body_deadline_middleware(limits.body_timeout, MAX_BODY_BYTES),
+            ]
             if self.settings.cors_origins:
                 middlewares.append(
                     cors_middleware(
@@ -341,6 +357,7 @@ class DurableHost:
 
     def _writer_failed(self, reason: str) -> None:
         self.failure = reason
+        self._availability.refuse(f"the host is stopping: {reason}")
         self.failed.set()
 
     async def _serve(self, app: web.Application) -> None:
@@ -348,15 +365,39 @@ class DurableHost:
         if port is None:
             assert self.settings is not None
             port = self.settings.local_http_port or 7071
+        limits = self.options.limits
+        # What aiohttp's server hands every connection handler it makes (and ours).
+        handler_options: dict[str, Any] = {
+            "access_log": logging.getLogger("aiohttp.access") if self.options.access_log else None,
+            # aiohttp closes a connection still waiting for a complete request head when
+            # this runs out (from its start or the previous response): the header timeout.
+            "keepalive_timeout": limits.header_timeout,
+        }
         runner = web.AppRunner(
             app,
-            access_log=logging.getLogger("aiohttp.access") if self.options.access_log else None,
-            shutdown_timeout=_SHUTDOWN_GRACE_SECONDS,
+            shutdown_timeout=_CONNECTIONS_CLOSE_SECONDS,
             handle_signals=False,
+            **handler_options,
         )
         await runner.setup()
         self._runner = runner
-        site = web.TCPSite(runner, self.options.host, port)
+        site: web.TCPSite | GuardedTCPSite
+        if sys.platform == "win32":
+            # Windows' default event loop cannot watch a listening socket (add_reader):
+            # aiohttp's own site, without the connection cap.
+            site = web.TCPSite(runner, self.options.host, port, backlog=limits.backlog)
+        else:
+            server = runner.server
+            assert server is not None
+            loop = asyncio.get_running_loop()
+            site = GuardedTCPSite(
+                runner,
+                self.options.host,
+                port,
+                limits=limits,
+                handler_factory=lambda: ProblemRequestHandler(server, loop=loop, **handler_options),
+                open_connections=lambda: len(server.connections),
+            )
         try:
             await site.start()
         except OSError as exc:
@@ -364,19 +405,28 @@ class DurableHost:
                 f"cannot listen on {self.options.host}:{port}: {exc.strerror or exc}; "
                 "pick another --port"
             ) from None
-        bound = runner.addresses[0]
-        self.port = int(bound[1])
+        self.port = site.port
 
     async def stop(self) -> None:
-        """Stop timers, the server, then the engine; safe to call more than once."""
-        if self._in_process_url is not None:
-            unregister_management(self._in_process_url)
-            self._in_process_url = None
+        """Stop timers, the server, then the engine; safe to call more than once.
+
+        New requests are answered 503 from the start; the listening sockets close; the
+        requests in progress get _SHUTDOWN_GRACE_SECONDS to finish (the rest answer 503).
+        Only then does the durable client lose the in-process management API and the
+        engine stop, so a starter in progress still reaches a running engine.
+        """
+        self._availability.refuse("the host is stopping")
         if self._timers is not None:
             await self._timers.stop()
         if self._runner is not None:
+            for site in list(self._runner.sites):
+                await site.stop()
+            await self._availability.drain(_SHUTDOWN_GRACE_SECONDS)
             await self._runner.cleanup()
             self._runner = None
+        if self._in_process_url is not None:
+            unregister_management(self._in_process_url)
+            self._in_process_url = None
         if self._engine is not None:
             try:
                 await self._engine.stop()
@@ -399,11 +449,21 @@ def _open_hub(
     open_store: Callable[[str | Path], SqliteTaskHubStore], location: str | Path
 ) -> SqliteTaskHubStore:
     try:
-        return open_store(location)
+        store = open_store(location)
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(
             f"cannot open the task hub {location}: {exc}; pass another --hub or delete the file"
         ) from exc
+    try:
+        # Refuse to serve a hub that cannot take a write (a read-only file or mount):
+        # every start would fail later.
+        store.check_writable()
+    except HubReadOnlyError as exc:
+        store.close()
+        raise ConfigError(
+            f"{exc}; make it writable or pass another --hub (a host needs to write its hub)"
+        ) from exc
+    return store
 
 
 async def _close_sdk_session() -> None:

@@ -24,6 +24,12 @@ from multidict import CIMultiDict
 
 from durablehost.app.invocation import FunctionInvoker, InvocationPlan, plan_invocation
 from durablehost.app.loader import FunctionInfo
+from durablehost.front.availability import (
+    HostAvailability,
+    hub_refusal_of,
+    noting_hub_refusals,
+    unavailable_response,
+)
 from durablehost.front.keys import FunctionKeys
 from durablehost.front.routes import RouteTemplate, RouteTemplateError, parse_route
 from durablehost.wire.client import PROBLEM_CONTENT_TYPE, problem_details, public_base_url
@@ -208,8 +214,10 @@ class HttpFront:
         route_prefix: str,
         invoker: FunctionInvoker,
         keys: FunctionKeys | None = None,
+        availability: HostAvailability | None = None,
     ) -> None:
         self.routes = tuple(routes)
+        self._availability = availability
         self.route_prefix = route_prefix.strip("/")
         self._prefix_path = f"/{self.route_prefix}" if self.route_prefix else ""
         self._invoker = invoker
@@ -274,6 +282,35 @@ class HttpFront:
         presented = request.query.get("code") or request.headers.get("x-functions-key")
         return self._keys.allows(presented, route.info.function_name, route.auth_level)
 
+    def _failed(
+        self, name: str, error: Exception, refusals: list[int], started: float
+    ) -> web.Response:
+        """The answer when a function raised: 503 when the task hub refused it or the
+        host cannot go on (the client should come back), else 500."""
+        elapsed = (time.perf_counter() - started) * 1000
+        retry_after = hub_refusal_of(error, refusals)
+        reason = "the task hub cannot take writes now"
+        if self._availability is not None and self._availability.refusal is not None:
+            # Stopping, or the hub writer died: whatever failed, it is not for the
+            # client to report as a bug.
+            reason = self._availability.refusal
+            retry_after = retry_after or self._availability.retry_after
+        if retry_after is None:
+            log.exception("Executed 'Functions.%s' (Failed, Duration=%.0fms)", name, elapsed)
+            return problem_response(
+                500,
+                "Function failed",
+                f"{name} raised an exception; the host log has the traceback",
+            )
+        log.warning(
+            "Executed 'Functions.%s' (Refused, Duration=%.0fms): %s (%s); answered 503",
+            name,
+            elapsed,
+            reason,
+            error,
+        )
+        return unavailable_response(f"{name} could not complete: {reason}; try again", retry_after)
+
     async def _invoke(
         self, request: web.Request, route: HttpFunctionRoute, params: dict[str, str]
     ) -> web.StreamResponse:
@@ -296,27 +333,22 @@ class HttpFront:
         origin = public_base_url(request)
         http_request = _http_request(request, body, origin, params)
         started = time.perf_counter()
-        try:
-            result = await self._invoker.invoke(
-                route.plan,
-                http_request,
-                origin=origin,
-                trace_parent=request.headers.get("traceparent", ""),
-                trace_state=request.headers.get("tracestate", ""),
-            )
-            output = route.plan.http_output
-            value = result.return_value
-            if output not in (None, "$return") and result.outputs[output].was_set:
-                value = result.outputs[output].get()
-            response = _to_response(value, name)
-        except Exception:
-            elapsed = (time.perf_counter() - started) * 1000
-            log.exception("Executed 'Functions.%s' (Failed, Duration=%.0fms)", name, elapsed)
-            return problem_response(
-                500,
-                "Function failed",
-                f"{name} raised an exception; the host log has the traceback",
-            )
+        with noting_hub_refusals() as refusals:
+            try:
+                result = await self._invoker.invoke(
+                    route.plan,
+                    http_request,
+                    origin=origin,
+                    trace_parent=request.headers.get("traceparent", ""),
+                    trace_state=request.headers.get("tracestate", ""),
+                )
+                output = route.plan.http_output
+                value = result.return_value
+                if output not in (None, "$return") and result.outputs[output].was_set:
+                    value = result.outputs[output].get()
+                response = _to_response(value, name)
+            except Exception as error:
+                return self._failed(name, error, refusals, started)
         # DEBUG, not INFO: a log line costs about a third of a trivial invocation.
         if log.isEnabledFor(logging.DEBUG):
             log.debug(

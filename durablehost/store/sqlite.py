@@ -12,7 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from durablehost.errors import InstanceAlreadyExistsError, InvalidInputError
+from durablehost.errors import (
+    DurableHostError,
+    HubUnavailableError,
+    InstanceAlreadyExistsError,
+    InvalidInputError,
+)
 from durablehost.model.history import HistoryEvent
 from durablehost.model.instances import TERMINAL_STATUSES, InstanceQuery, RuntimeStatus
 from durablehost.store.base import ActivityWork, EpisodeCommit, InstanceRecord, Message
@@ -30,7 +35,7 @@ from durablehost.store.rows import (
 )
 from durablehost.wire.orchestration import format_timestamp, parse_timestamp
 
-__all__ = ["SqliteTaskHubStore"]
+__all__ = ["HubFullError", "HubReadOnlyError", "SqliteTaskHubStore"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,20 @@ _INSTANCE_COLUMNS = (
     "instance_id, execution_id, name, status, created_at, updated_at, input, output, "
     "custom_status, parent_instance_id, parent_execution_id, parent_task_id"
 )
+
+
+_SQLITE_FULL = 13  # "database or disk is full" (sqlite3.SQLITE_FULL from Python 3.11.4 on)
+
+
+class HubFullError(HubUnavailableError):
+    """The disk (or the hub's page limit) is full: the change was rolled back."""
+
+    # Somebody has to free space first: a client should not come back at once.
+    retry_after = 30
+
+
+class HubReadOnlyError(DurableHostError):
+    """The hub file can be read but not written (a read-only file or mount)."""
 
 
 # How often the WAL is copied into the database file, and the WAL size (in 4 KB pages)
@@ -109,19 +128,53 @@ class SqliteTaskHubStore:
         finally:
             db.close()
 
+    def check_writable(self) -> None:
+        """Raise HubReadOnlyError unless a transaction can write to the hub.
+
+        SQLite opens a file it may not write (a read-only mount, a file the user cannot
+        write) read-only without a word, and only the first write fails: a host would
+        serve and then refuse every start. A write that is rolled back finds out first.
+        """
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    version = self._db.execute("PRAGMA user_version").fetchone()[0]
+                    self._db.execute(f"PRAGMA user_version={int(version)}")
+                finally:
+                    self._db.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise HubReadOnlyError(
+                    f"the task hub {self.path} cannot be written: {exc}"
+                ) from exc
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             # IMMEDIATE takes the write lock up front, so a transaction never fails
             # half-way on a lock upgrade.
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+                try:
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    # A COMMIT that failed (disk full) may leave the transaction open.
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode == _SQLITE_FULL:
+                    raise HubFullError(
+                        f"the task hub {self.path} is out of disk space ({exc}); nothing "
+                        "of this change was stored: free some space and try again"
+                    ) from None
                 raise
-            else:
-                self._db.execute("COMMIT")
 
     # -- instances ---------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from durablehost.errors import DurableHostError, InstanceAlreadyExistsError
+from durablehost.errors import HubUnavailableError, InstanceAlreadyExistsError
 from durablehost.store.base import (
     ActivityWork,
     EpisodeCommit,
@@ -53,8 +53,9 @@ _Created = list[Message | InstanceAlreadyExistsError]
 _INLINE_BATCH = 2
 
 
-class HubWriterError(DurableHostError):
-    """The writer process is gone; the host cannot know what it last committed."""
+class HubWriterError(HubUnavailableError):
+    """The writer process is gone; the host cannot know what it last committed. The
+    host exits (and a restart recovers), so a client may try again in a few seconds."""
 
 
 class HubWriter(Protocol):
