@@ -54,6 +54,7 @@ from durablehost.front.http_front import (
     cors_middleware,
 )
 from durablehost.front.keys import FunctionKeys, load_or_create_keys
+from durablehost.front.local_rpc import LocalRpcEndpoint
 from durablehost.front.routes import RouteTemplateError
 from durablehost.model.instances import TaskHubClient
 from durablehost.store.sqlite import HubReadOnlyError
@@ -134,6 +135,7 @@ class DurableHost:
         self._timers: TimerService | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._in_process_url: str | None = None
+        self._local_rpc: LocalRpcEndpoint | None = None
         self._writer: ProcessWriter | None = None
         # Answers 503 once the host stops or its writer died; tracks requests in progress.
         self._availability = HostAvailability()
@@ -154,8 +156,17 @@ class DurableHost:
 
     @property
     def rpc_base_url(self) -> str:
-        """The durable client binding's `rpcBaseUrl`: this host's management API."""
+        """The durable client binding's `rpcBaseUrl`: the management API on its keyless
+        loopback listener (front/local_rpc.py), as the extension's local RPC endpoint."""
+        if self._local_rpc is not None:
+            return self._local_rpc.url
         return f"{self.url}{WEBHOOK_PATH}/"
+
+    @property
+    def management_query(self) -> dict[str, str]:
+        """What every management URL handed out carries: `code=<durabletask_extension
+        system key>` with keys enforced, as the binding's requiredQueryStringParameters."""
+        return {"code": self.keys.durable_extension_key} if self.keys is not None else {}
 
     @property
     def client(self) -> TaskHubClient:
@@ -247,7 +258,11 @@ class DurableHost:
             # The SDK's own calls go to the loopback address even when callers came
             # through a proxy; the URLs it hands out carry the caller's origin.
             cached = self._client_bindings[key] = client_binding_json(
-                origin, self.config.hub_name, connection, rpc_base_url=rpc_base_url
+                origin,
+                self.config.hub_name,
+                connection,
+                self.management_query,
+                rpc_base_url=rpc_base_url,
             )
         return cached
 
@@ -340,16 +355,28 @@ class DurableHost:
                     )
                 )
             app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
-            management = add_management_routes(
-                app, self._engine, hub_name=self.config.hub_name, max_body_bytes=MAX_BODY_BYTES
+            add_management_routes(
+                app,
+                self._engine,
+                hub_name=self.config.hub_name,
+                required_query=self.management_query,
+                keys=self.keys,
             )
             self.front.install(app)
             await self._engine.start()
             await self._serve(app)
+            self._local_rpc = LocalRpcEndpoint(
+                self._engine,
+                hub_name=self.config.hub_name,
+                public_url=self.url,
+                required_query=self.management_query,
+                access_log=logging.getLogger("aiohttp.access") if self.options.access_log else None,
+            )
+            await self._local_rpc.start()
             # Durable client calls on this loop skip the loopback HTTP round trip; the rest
             # still go over HTTP (client_transport).
             self._in_process_url = self.rpc_base_url
-            register_management(self._in_process_url, management)
+            register_management(self._in_process_url, self._local_rpc.management)
             await self._timers.start()
         except BaseException:
             await self.stop()
@@ -418,6 +445,9 @@ class DurableHost:
         self._availability.refuse("the host is stopping")
         if self._timers is not None:
             await self._timers.stop()
+        if self._local_rpc is not None:
+            await self._local_rpc.stop()
+            self._local_rpc = None
         if self._runner is not None:
             for site in list(self._runner.sites):
                 await site.stop()

@@ -93,6 +93,9 @@ class InProcessRequest:
         self.scheme = absolute.scheme
         all_headers = CIMultiDict(headers or {})
         all_headers.setdefault("Host", absolute.host_port_subcomponent or "")
+        if body:
+            # aiohttp's client declares the size of a bytes body.
+            all_headers.setdefault("Content-Length", str(len(body)))
         self.host = all_headers["Host"]
         self.headers: Mapping[str, str] = CIMultiDictProxy(all_headers)
         raw_type = all_headers.get("Content-Type")

@@ -12,8 +12,10 @@ status URLs handed to callers point at:
     POST   instances/{id}/raiseEvent/{event}    raise an event
     POST   instances/{id}/terminate|suspend|resume|rewind|restart
 
-Bad input answers 400 with an RFC 9457 `application/problem+json` body saying what to
-change. Where this host deliberately differs from the extension it is noted at the spot.
+Bad input answers 400 (413 for a body over MAX_PAYLOAD_BYTES) with an RFC 9457
+`application/problem+json` body saying what to change; so does every error of this API,
+including its 401, 404 and 405. Where this host deliberately differs from the extension it
+is noted at the spot. Keys, size limits and id rules live in management_guards.
 
 The handlers read a request through `ManagementRequest`, which aiohttp's `web.Request` and
 client_transport's `InProcessRequest` both satisfy: `InProcessManagement` answers the
@@ -26,19 +28,31 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from aiohttp import web
 from multidict import MultiMapping
 
 from durablehost.errors import (
     DurableHostError,
+    HubUnavailableError,
     InstanceAlreadyExistsError,
     InstanceFinishedError,
     InstanceNotFoundError,
     InvalidInputError,
     InvalidInstanceStateError,
     UnknownFunctionError,
+)
+from durablehost.front.availability import note_hub_refusal
+from durablehost.front.keys import FunctionKeys
+from durablehost.front.management_guards import (
+    MAX_PAYLOAD_BYTES,
+    PayloadTooLargeError,
+    check_continuation_token,
+    check_new_instance_id,
+    key_middleware,
+    problem_response,
+    read_bounded,
 )
 from durablehost.model.instances import (
     ACTIVE_STATUSES,
@@ -50,14 +64,12 @@ from durablehost.model.instances import (
 )
 from durablehost.wire.client import (
     DEFAULT_CONNECTION,
-    PROBLEM_CONTENT_TYPE,
     WEBHOOK_PATH,
     QueryParameters,
     check_status_payload,
     decode_client_payload,
     json_value,
     list_json,
-    problem_details,
     public_base_url,
     purge_result_json,
     status_json,
@@ -80,11 +92,8 @@ CONTINUATION_HEADER = "x-ms-continuation-token"
 # What the extension asks pollers to wait, in seconds: status 202s and check-status 202s.
 STATUS_RETRY_AFTER = "5"
 CHECK_STATUS_RETRY_AFTER = "10"
-# DurableTask.Core's limit on instance ids.
-MAX_INSTANCE_ID_LENGTH = 256
-
-# aiohttp's default client_max_size.
-DEFAULT_MAX_BODY_BYTES = 1024**2
+# What in-process calls are held to unless told otherwise: the API's own body limit.
+DEFAULT_MAX_BODY_BYTES = MAX_PAYLOAD_BYTES
 
 
 class ManagementRequest(Protocol):
@@ -154,19 +163,29 @@ def add_management_routes(
     connection: str = DEFAULT_CONNECTION,
     required_query: Mapping[str, str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    keys: FunctionKeys | None = None,
+    prefix: str = WEBHOOK_PATH + "/",
+    public_url: str | None = None,
 ) -> InProcessManagement:
-    """Mount the management API on `app` under /runtime/webhooks/durabletask/.
+    """Mount the management API on `app` under `prefix` (/runtime/webhooks/durabletask/).
 
     `hub_name`, `connection` and `required_query` (e.g. {"code": key}) go into the URLs
-    handed out. Mount it before any catch-all route of the app. Parent middlewares (key
-    checks, logging) still apply; errors inside the API leave as problem+json. Returns the
-    same API for in-process calls, which refuse bodies over `max_body_bytes` (pass the
-    app's client_max_size) and skip the parent middlewares.
+    handed out, on `public_url` (default: the address the caller used). With `keys`, HTTP
+    callers need the extension's system key or the master key. Bodies over
+    `max_body_bytes` answer 413. Mount it before any catch-all route of the app; errors
+    inside the API leave as problem+json. Returns the same API for in-process calls,
+    which skip the key check and the parent middlewares.
     """
     api = management_app(
-        hub, hub_name=hub_name, connection=connection, required_query=required_query
+        hub,
+        hub_name=hub_name,
+        connection=connection,
+        required_query=required_query,
+        keys=keys,
+        max_body_bytes=max_body_bytes,
+        public_url=public_url,
     )
-    app.add_subapp(WEBHOOK_PATH + "/", api)
+    app.add_subapp(prefix, api)
     return InProcessManagement(api, max_body_bytes)
 
 
@@ -176,10 +195,17 @@ def management_app(
     hub_name: str,
     connection: str = DEFAULT_CONNECTION,
     required_query: Mapping[str, str] | None = None,
+    keys: FunctionKeys | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    public_url: str | None = None,
 ) -> web.Application:
     """The management API as its own aiohttp application (paths relative to the webhook)."""
-    api = _ManagementApi(hub, hub_name, connection, dict(required_query or {}))
-    sub = web.Application(middlewares=[_problem_middleware])
+    api = _ManagementApi(
+        hub, hub_name, connection, dict(required_query or {}), max_body_bytes, public_url
+    )
+    # The key check runs outside the problem middleware, so it also guards 404s and 405s.
+    middlewares = [key_middleware(keys)] if keys is not None else []
+    sub = web.Application(middlewares=[*middlewares, _problem_middleware])
     sub.add_routes(
         [
             web.post("/orchestrators/{functionName}", api.start),
@@ -201,7 +227,7 @@ def management_app(
 
 
 async def _entities_unsupported(request: ManagementRequest) -> web.Response:
-    return _problem_response(
+    return problem_response(
         501,
         "Durable entities are not supported by durablehost (see docs/durablehost.md); "
         "the entities/ endpoints answer 501 here.",
@@ -211,19 +237,8 @@ async def _entities_unsupported(request: ManagementRequest) -> web.Response:
 # --- errors -------------------------------------------------------------------------------
 
 
-def _problem_response(
-    status: int, detail: str, *, headers: Mapping[str, str] | None = None, **extensions: Any
-) -> web.Response:
-    """A problem+json response."""
-    return web.json_response(
-        problem_details(status, detail, **extensions),
-        status=status,
-        content_type=PROBLEM_CONTENT_TYPE,
-        headers=headers,
-    )
-
-
 _ERROR_STATUS: tuple[tuple[type[DurableHostError], int], ...] = (
+    (PayloadTooLargeError, 413),
     (InvalidInputError, 400),
     (UnknownFunctionError, 400),
     (InstanceNotFoundError, 404),
@@ -246,20 +261,25 @@ async def _problem_middleware(
 ) -> web.StreamResponse:
     try:
         return await handler(request)
+    except HubUnavailableError as error:
+        # Nothing was stored and the hub may take writes again soon: a retryable answer.
+        log.warning("management request %s %s refused: %s", request.method, request.path, error)
+        note_hub_refusal(error.retry_after)  # the HTTP front answers its function 503
+        return problem_response(503, str(error), headers={"Retry-After": str(error.retry_after)})
     except DurableHostError as error:
         status = _status_for(error)
         if status >= 500:
             log.exception("management request %s %s failed", request.method, request.path)
-        return _problem_response(status, str(error))
+        return problem_response(status, str(error))
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return _problem_response(
+        return problem_response(
             error.status, _router_detail(request, error), headers=_allow_header(error)
         )
     except Exception:
         log.exception("management request %s %s failed", request.method, request.path)
-        return _problem_response(
+        return problem_response(
             500, "The management API hit an unexpected error; the host log has the traceback."
         )
 
@@ -286,24 +306,6 @@ def _router_detail(request: ManagementRequest, error: web.HTTPException) -> str:
 # --- the handlers -------------------------------------------------------------------------
 
 
-def _check_instance_id(instance_id: str) -> None:
-    # The extension's rules for new instance ids (DurableClient.ValidateInstanceId).
-    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
-        raise InvalidInputError(
-            f"instance id is {len(instance_id)} characters long; the limit is "
-            f"{MAX_INSTANCE_ID_LENGTH}"
-        )
-    if instance_id.startswith("@"):
-        raise InvalidInputError(
-            f"instance id {instance_id!r} starts with '@', which is reserved for entities"
-        )
-    if any(ch in "/\\#?" or ord(ch) < 32 or ord(ch) == 127 for ch in instance_id):
-        raise InvalidInputError(
-            f"instance id {instance_id!r} contains '/', '\\', '#', '?' or a control "
-            "character; choose an id without them"
-        )
-
-
 class _ManagementApi:
     """The request handlers, bound to one task hub."""
 
@@ -313,11 +315,15 @@ class _ManagementApi:
         hub_name: str,
         connection: str,
         required_query: dict[str, str],
+        max_body_bytes: int,
+        public_url: str | None,
     ) -> None:
         self._hub = hub
         self._hub_name = hub_name
         self._connection = connection
         self._required_query = required_query
+        self._max_body_bytes = max_body_bytes
+        self._public_url = public_url
 
     # -- shared pieces
 
@@ -336,7 +342,7 @@ class _ManagementApi:
     def _check_status(self, request: ManagementRequest, instance_id: str) -> web.Response:
         query = QueryParameters(request.query)
         payload = check_status_payload(
-            public_base_url(request),
+            self._public_url or public_base_url(request),
             instance_id,
             hub_name=self._hub_name,
             connection=query.text("connection") or self._connection,
@@ -374,16 +380,16 @@ class _ManagementApi:
         full = await self._hub.get_status(instance_id)
         return web.json_response(status_json(full or status))
 
-    @staticmethod
-    async def _body_text(request: ManagementRequest) -> str:
+    async def _body_text(self, request: ManagementRequest) -> str:
+        body = await read_bounded(request, self._max_body_bytes)
         # JSON is UTF-8 (RFC 8259) whatever charset the Content-Type claims; a BOM is
         # tolerated as .NET tolerates it.
         try:
-            return (await request.read()).decode("utf-8-sig")
+            return body.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise InvalidInputError(
                 f"the request body is not UTF-8 text ({exc}); send JSON encoded as UTF-8"
-            ) from exc
+            ) from None
 
     # -- endpoints
 
@@ -396,14 +402,18 @@ class _ManagementApi:
         try:
             query = self._query(request)
             if instance_id is not None:
-                _check_instance_id(instance_id)
+                check_new_instance_id(instance_id)
             input_json = decode_client_payload(await self._body_text(request))
+            # An id in use by a Pending/Running/Suspended instance is refused (409); a
+            # finished one is replaced: the extension's default overridable states.
             new_id = await self._hub.start_orchestration(name, input_json, instance_id)
+        except PayloadTooLargeError:
+            raise
         except (InvalidInputError, UnknownFunctionError) as error:
             # The SDK's start_new reads ExceptionMessage from any 400 (a KeyError without).
-            return _problem_response(400, str(error), ExceptionMessage=str(error))
+            return problem_response(400, str(error), ExceptionMessage=str(error))
         except InstanceAlreadyExistsError as error:
-            return _problem_response(409, str(error), ExceptionMessage=str(error))
+            return problem_response(409, str(error), ExceptionMessage=str(error))
         return await self._wait_or_check_status(request, query, new_id)
 
     async def get_instance(self, request: ManagementRequest) -> web.Response:
@@ -437,13 +447,16 @@ class _ManagementApi:
         """GET instances/: instances matching the filters, a page at a time."""
         query = self._query(request)
         show_input = query.flag("showInput", True)
+        token = request.headers.get(CONTINUATION_HEADER) or None
+        if token is not None:
+            check_continuation_token(token)
         condition = InstanceQuery(
             created_from=query.moment("createdTimeFrom"),
             created_to=query.moment("createdTimeTo"),
             statuses=query.statuses("runtimeStatus"),
             instance_id_prefix=query.text("instanceIdPrefix") or None,
             top=query.positive_int("top"),
-            continuation_token=request.headers.get(CONTINUATION_HEADER) or None,
+            continuation_token=token,
             show_input=show_input,
         )
         page = await self._hub.list_instances(condition)
@@ -458,7 +471,7 @@ class _ManagementApi:
         instance_id = request.match_info["instanceId"]
         status = await self._existing(instance_id)
         if status.runtime_status not in TERMINAL_STATUSES:
-            return _problem_response(
+            return problem_response(
                 412,
                 f"Only orchestrations in a terminal state can be purged, but instance "
                 f"{instance_id!r} is {status.runtime_status}; terminate it first.",
@@ -484,7 +497,7 @@ class _ManagementApi:
         )
         deleted = await self._hub.purge_many(condition)
         if deleted == 0:
-            return _problem_response(404, "No finished instances matched the filters.")
+            return problem_response(404, "No finished instances matched the filters.")
         return web.json_response(purge_result_json(deleted))
 
     async def raise_event(self, request: ManagementRequest) -> web.Response:
@@ -559,7 +572,7 @@ class _ManagementApi:
         status = await self._existing(instance_id)
         if status.runtime_status is not RuntimeStatus.FAILED:
             # 400 as the protocol notes say (the extension's newest versions answer 412).
-            return _problem_response(
+            return problem_response(
                 400,
                 f"Instance {instance_id!r} is {status.runtime_status}, but only instances in "
                 "the Failed state can be rewound.",
@@ -567,7 +580,7 @@ class _ManagementApi:
         try:
             await self._hub.rewind(instance_id, query.text("reason"))
         except InvalidInstanceStateError as error:
-            return _problem_response(400, str(error))
+            return problem_response(400, str(error))
         return web.Response(status=202)
 
     async def _restart(self, request: ManagementRequest) -> web.Response:
@@ -577,7 +590,7 @@ class _ManagementApi:
         try:
             restarted = await self._hub.restart(instance_id, new_instance_id=new_instance_id)
         except InstanceAlreadyExistsError as error:
-            return _problem_response(
+            return problem_response(
                 409,
                 f"{error} Restart with restartWithNewInstanceId=true, or wait until the "
                 "instance finishes.",

@@ -3,14 +3,14 @@
 Out: the durable client binding JSON, management URLs and the check-status payload,
 status / showHistory / list JSON, purge results, RFC 9457 problems, and the host's public
 address (`public_base_url`). In: request bodies (`decode_client_payload`) and query
-parameters (`QueryParameters`). Pure functions, no I/O. Stored payloads are JSON text and
+parameters (`QueryParameters`), read by wire.client_input and re-exported here. Pure
+functions, no I/O. Stored payloads are JSON text and
 leave as JSON values, as the extension's ParseToJToken makes them (non-JSON stays a string).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -19,13 +19,23 @@ from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
-from durablehost.errors import InvalidInputError
 from durablehost.model.history import EventType, HistoryEvent
-from durablehost.model.instances import InstancePage, InstanceStatus, RuntimeStatus
+from durablehost.model.instances import InstancePage, InstanceStatus
+from durablehost.wire.client_input import (
+    MAX_JSON_DEPTH,
+    MAX_QUERY_INT,
+    MAX_QUERY_SECONDS,
+    QueryParameters,
+    decode_client_payload,
+    parse_query_time,
+)
 
 __all__ = [
     "DEFAULT_CONNECTION",
     "INSTANCE_ID_PLACEHOLDER",
+    "MAX_JSON_DEPTH",
+    "MAX_QUERY_INT",
+    "MAX_QUERY_SECONDS",
     "PROBLEM_CONTENT_TYPE",
     "WEBHOOK_PATH",
     "QueryParameters",
@@ -270,41 +280,8 @@ def json_value(text: str | None) -> Any:
         return ""
     try:
         return json.loads(stripped)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
-
-
-def decode_client_payload(body: str) -> str | None:
-    """The JSON text of the payload a client sent as a request body (None when empty).
-
-    The SDK client JSON-encodes its input and then posts that text as a JSON string
-    (double encoding). A body that is a JSON string holding JSON text is therefore
-    unwrapped to the inner text; any other JSON body is taken as it is. For orchestration
-    input this is what the real host ends up passing to the orchestrator; for event data
-    the real host skips the unwrap and hands the orchestrator a string (Durable Functions
-    Python issue #295), which we deliberately do not reproduce.
-
-    Raises InvalidInputError when the body is not JSON.
-    """
-    stripped = body.strip()
-    if not stripped:
-        return None
-    try:
-        value = json.loads(stripped)
-    except ValueError as exc:
-        raise InvalidInputError(
-            f"the request body is not valid JSON ({exc}); send a JSON value such as "
-            '{"city": "Tokyo"}, "text" or 42'
-        ) from exc
-    if isinstance(value, str):
-        inner = value.strip()
-        if inner:
-            try:
-                json.loads(inner)
-            except ValueError:
-                return stripped
-            return inner
-    return stripped
 
 
 # --- status, history and listings ---------------------------------------------------------
@@ -478,103 +455,6 @@ def _describe_completion(
         _put_input(item, origin.input, show_input)
 
 
-# --- what clients send ---------------------------------------------------------------------
-
-
-class QueryParameters:
-    """Management API query parameters, looked up case-insensitively as .NET's
-    NameValueCollection does; each typed getter raises InvalidInputError with a fix."""
-
-    def __init__(self, query: Iterable[tuple[str, str]] | Mapping[str, str]) -> None:
-        self._values: dict[str, str] = {}
-        for key, value in query.items() if isinstance(query, Mapping) else query:
-            self._values.setdefault(key.lower(), value)
-
-    def text(self, name: str) -> str | None:
-        """The raw value, or None when absent."""
-        return self._values.get(name.lower())
-
-    def _given(self, name: str) -> str | None:
-        value = self.text(name)
-        return value.strip() if value and value.strip() else None
-
-    def flag(self, name: str, default: bool) -> bool:
-        """A true/false flag (any case, as the SDK sends `True`)."""
-        value = self._given(name)
-        if value is None:
-            return default
-        if value.lower() not in ("true", "false"):
-            raise InvalidInputError(f"{name}={value!r} is not a boolean; use {name}=true or false")
-        return value.lower() == "true"
-
-    def positive_int(self, name: str) -> int | None:
-        """A whole number >= 1, or None when absent."""
-        value = self._given(name)
-        if value is None:
-            return None
-        if not value.isdigit() or int(value) < 1:
-            raise InvalidInputError(f"{name}={value!r} is not a positive whole number, e.g. 50")
-        return int(value)
-
-    def seconds(self, name: str) -> float | None:
-        """A finite, non-negative number of seconds, or None when absent."""
-        value = self._given(name)
-        if value is None:
-            return None
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number) or number < 0:
-            raise InvalidInputError(f"{name}={value!r} is not a number of seconds, e.g. 30")
-        return number
-
-    def moment(self, name: str) -> datetime | None:
-        """A date/time as aware UTC (see parse_query_time), or None when absent."""
-        value = self._given(name)
-        return None if value is None else parse_query_time(name, value)
-
-    def statuses(self, name: str) -> frozenset[RuntimeStatus] | None:
-        """A comma-separated list of runtime status names (any case), or None for all."""
-        wanted: set[RuntimeStatus] = set()
-        for part in (self.text(name) or "").split(","):
-            label = part.strip()
-            if not label:
-                continue
-            status = _RUNTIME_STATUS_NAMES.get(label.lower())
-            if status is None:
-                known = ", ".join(str(s) for s in RuntimeStatus)
-                raise InvalidInputError(
-                    f"{name} holds an unknown runtime status {label!r}; use a comma-separated "
-                    f"list of: {known}"
-                )
-            wanted.add(status)
-        return frozenset(wanted) or None
-
-
-_RUNTIME_STATUS_NAMES = {str(status).lower(): status for status in RuntimeStatus}
-# '+' in an unencoded offset arrives as a space.
-_SPACE_OFFSET = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
-_SHORT_YEAR = re.compile(r"^(\d{1,3})-")
-
-
-def parse_query_time(name: str, value: str) -> datetime:
-    """A date/time query parameter as an aware UTC datetime (naive input counts as UTC)."""
-    text = _SPACE_OFFSET.sub(r"\1+\2", value.strip())
-    # Python's strftime on Linux drops the leading zeros of years before 1000, e.g. the
-    # SDK formats datetime.min as "1-01-01T..."; the extension pads them back too.
-    text = _SHORT_YEAR.sub(lambda match: match.group(1).zfill(4) + "-", text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInputError(
-            f"{name}={value!r} is not a date/time; use ISO 8601, e.g. 2024-05-01T10:00:00Z"
-        ) from None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
 # --- errors -------------------------------------------------------------------------------
 
 
@@ -586,12 +466,21 @@ def problem_details(
     type_: str = "about:blank",
     **extensions: Any,
 ) -> dict[str, Any]:
-    """An RFC 9457 problem body; `extensions` become extra members."""
+    """An RFC 9457 problem body; `extensions` become extra members. `message` repeats
+    `detail` for clients that read errors the JavaScript way (`error.message`)."""
     body: dict[str, Any] = {
         "type": type_,
-        "title": title or HTTPStatus(status).phrase,
+        "title": title or _status_phrase(status),
         "status": status,
         "detail": detail,
     }
     body.update(extensions)
+    body["message"] = detail
     return body
+
+
+def _status_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

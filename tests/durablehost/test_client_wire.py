@@ -309,6 +309,8 @@ def test_purge_and_problem_shapes() -> None:
         "status": 404,
         "detail": "No instance 'x'.",
         "ExceptionMessage": "m",
+        # For clients that read errors the JavaScript way.
+        "message": "No instance 'x'.",
     }
 
 
