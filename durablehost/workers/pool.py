@@ -242,7 +242,7 @@ class WorkerPool:
             return
         deaths = self._quick_deaths[worker.worker_id]
         self._quick_deaths[worker.worker_id] += 1
-        delay = _RESTART_DELAYS[min(deaths, len(_RESTART_DELAYS) - 1)] if deaths else 0.0
+        delay = _RESTART_DELAYS[min(deaths - 1, len(_RESTART_DELAYS) - 1)] if deaths else 0.0
         self._restarts[worker.worker_id] = self._loop.call_later(
             delay, self._spawn, worker.worker_id
         )
