@@ -113,7 +113,8 @@ class FunctionKeys:
 
 
 def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+    # surrogatepass: a header byte that is not UTF-8 arrives as a lone surrogate.
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode())
 
 
 def _any_same(presented: str, candidates: list[str]) -> bool:
