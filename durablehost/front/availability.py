@@ -24,6 +24,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -34,6 +35,7 @@ from durablehost.wire.client import PROBLEM_CONTENT_TYPE, problem_details
 __all__ = [
     "DEFAULT_RETRY_AFTER",
     "HostAvailability",
+    "HubRefusal",
     "hub_refusal_of",
     "note_hub_refusal",
     "noting_hub_refusals",
@@ -85,27 +87,37 @@ def note_hub_refusal(retry_after: int) -> None:
         noted.append(retry_after)
 
 
-def hub_refusal_of(error: BaseException, noted: list[int]) -> int | None:
-    """The Retry-After to answer when `error` (what a function raised) was caused by a
-    hub refusal; None when it was not.
+@dataclass(frozen=True, slots=True)
+class HubRefusal:
+    """Why a function's failure is a refusal of the task hub, and when to come back."""
+
+    retry_after: int
+    reason: str | None  # what the hub said (None when only the status is known)
+
+
+def hub_refusal_of(error: BaseException, noted: list[int]) -> HubRefusal | None:
+    """The refusal of the task hub that made a function fail with `error`; None when
+    it failed for another reason.
 
     `noted` holds the refusals of in-process durable client calls. A call that went over
     HTTP (a sync function running its own event loop) leaves none; the SDK's start_new
-    then raises an Exception carrying the 503 problem body, found here.
+    then raises an Exception carrying the 503 problem body, found here as well.
     """
-    if noted:
-        return max(noted)
+    retry_after = max(noted) if noted else None
     seen: BaseException | None = error
     for _ in range(_CHAIN_DEPTH):
         if seen is None:
-            return None
+            break
         if isinstance(seen, HubUnavailableError):
-            return seen.retry_after
+            return HubRefusal(seen.retry_after, str(seen))
         body = seen.args[0] if len(seen.args) == 1 else None
         if isinstance(body, dict) and body.get("status") == 503:
-            return DEFAULT_RETRY_AFTER
+            detail = body.get("detail")
+            return HubRefusal(
+                retry_after or DEFAULT_RETRY_AFTER, detail if isinstance(detail, str) else None
+            )
         seen = seen.__cause__ or seen.__context__
-    return None
+    return HubRefusal(retry_after, None) if retry_after is not None else None
 
 
 class HostAvailability:

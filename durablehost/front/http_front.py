@@ -288,8 +288,9 @@ class HttpFront:
         """The answer when a function raised: 503 when the task hub refused it or the
         host cannot go on (the client should come back), else 500."""
         elapsed = (time.perf_counter() - started) * 1000
-        retry_after = hub_refusal_of(error, refusals)
-        reason = "the task hub cannot take writes now"
+        refusal = hub_refusal_of(error, refusals)
+        retry_after = refusal.retry_after if refusal is not None else None
+        reason = (refusal.reason if refusal else None) or "the task hub cannot take writes now"
         if self._availability is not None and self._availability.refusal is not None:
             # Stopping, or the hub writer died: whatever failed, it is not for the
             # client to report as a bug.
@@ -303,13 +304,12 @@ class HttpFront:
                 f"{name} raised an exception; the host log has the traceback",
             )
         log.warning(
-            "Executed 'Functions.%s' (Refused, Duration=%.0fms): %s (%s); answered 503",
+            "Executed 'Functions.%s' (Refused, Duration=%.0fms): %s; answered 503",
             name,
             elapsed,
             reason,
-            error,
         )
-        return unavailable_response(f"{name} could not complete: {reason}; try again", retry_after)
+        return unavailable_response(f"{name} could not complete: {reason}", retry_after)
 
     async def _invoke(
         self, request: web.Request, route: HttpFunctionRoute, params: dict[str, str]

@@ -7,6 +7,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,6 +64,7 @@ class HubReadOnlyError(DurableHostError):
 # at which it is started over (see _checkpoint_loop).
 _CHECKPOINT_SECONDS = 0.2
 _RESTART_WAL_FRAMES = 8000
+_CHECKPOINT_LOG_SECONDS = 60.0
 
 
 class SqliteTaskHubStore:
@@ -113,6 +115,7 @@ class SqliteTaskHubStore:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA synchronous=NORMAL")
+            last_logged = -_CHECKPOINT_LOG_SECONDS
             while not self._stop_checkpoints.wait(_CHECKPOINT_SECONDS):
                 try:
                     _, wal_frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -122,9 +125,14 @@ class SqliteTaskHubStore:
                         # it never waits for another process's reader: it tries again.
                         with self._lock:
                             db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
-                except Exception:
-                    # Never let the thread die: without it the WAL would only grow.
-                    log.warning("task hub checkpoint failed; trying again", exc_info=True)
+                except Exception as exc:
+                    # Never let the thread die: without it the WAL would only grow. It
+                    # tries five times a second: a lasting cause (a full disk) is logged
+                    # once a minute, not at every try.
+                    now = time.monotonic()
+                    if now - last_logged >= _CHECKPOINT_LOG_SECONDS:
+                        last_logged = now
+                        log.warning("task hub checkpoint failed (%s); trying again", exc)
         finally:
             db.close()
 
