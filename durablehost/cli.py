@@ -189,6 +189,9 @@ def main() -> None:
     show_default=True,
     help="Open connections served at once; one more is answered 503 and closed.",
 )
+@click.option(
+    "--no-dashboard", is_flag=True, help="Do not serve the browser dashboard (/runtime/dashboard/)."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging and an access log.")
 def start(
     app_dir: Path,
@@ -200,6 +203,7 @@ def start(
     header_timeout: float,
     body_timeout: float,
     max_connections: int,
+    no_dashboard: bool,
     verbose: bool,
 ) -> None:
     """Start the app in APP and serve it until SIGINT/SIGTERM."""
@@ -220,6 +224,7 @@ def start(
         enforce_keys=enforce_keys,
         access_log=verbose,
         writer_process=not inline_writes,
+        dashboard=not no_dashboard,
         limits=ConnectionLimits(
             header_timeout=header_timeout,
             body_timeout=body_timeout,

@@ -41,6 +41,7 @@ from durablehost.app.loader import FunctionIndex, load_app
 from durablehost.errors import AppLoadError, ConfigError
 from durablehost.front.availability import HostAvailability
 from durablehost.front.client_transport import register_management, unregister_management
+from durablehost.front.dashboard import add_dashboard_routes, dashboard_functions, dashboard_url
 from durablehost.front.connections import (
     ConnectionLimits,
     GuardedTCPSite,
@@ -64,6 +65,7 @@ from durablehost.wire.client import DEFAULT_CONNECTION, WEBHOOK_PATH, client_bin
 if TYPE_CHECKING:
     from durablehost.engine.engine import DurableEngine
     from durablehost.store import SqliteTaskHubStore
+    from durablehost.store.overview import HubOverview
     from durablehost.store.writer import ProcessWriter
 
 __all__ = ["STATE_DIR_NAME", "DurableHost", "HostOptions", "default_hub_path"]
@@ -111,6 +113,7 @@ class HostOptions:
     # Commit episodes in a writer process of their own (durablehost.store.writer): the
     # CLI's default; in-process test hosts commit inline.
     writer_process: bool = False
+    dashboard: bool = True  # the browser dashboard under /runtime/dashboard/
     # Header and body timeouts, the connection cap (durablehost.front.connections).
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
@@ -137,6 +140,7 @@ class DurableHost:
         self._in_process_url: str | None = None
         self._local_rpc: LocalRpcEndpoint | None = None
         self._writer: ProcessWriter | None = None
+        self._overview: HubOverview | None = None
         # Answers 503 once the host stops or its writer died; tracks requests in progress.
         self._availability = HostAvailability()
         # Set when the host cannot go on (its hub writer died): `durablehost start`
@@ -206,6 +210,8 @@ class DurableHost:
             lines.append("")
         lines.append(f"Task hub '{self.config.hub_name}' in {self.hub_location}")
         lines.append(f"Management API: {self.url}{WEBHOOK_PATH}/")
+        if self.options.dashboard:
+            lines.append(f"Dashboard: {dashboard_url(self.url, self.keys)}")
         if self.keys is not None:
             lines.append(
                 f"Function keys enforced (from {self.keys.source}): "
@@ -293,6 +299,7 @@ class DurableHost:
         from durablehost.engine.engine import DurableEngine
         from durablehost.front.management import add_management_routes
         from durablehost.store import open_store
+        from durablehost.store.overview import HubOverview
         from durablehost.store.writer import ProcessWriter
 
         assert self.index is not None and self.config is not None
@@ -362,6 +369,14 @@ class DurableHost:
                 required_query=self.management_query,
                 keys=self.keys,
             )
+            if self.options.dashboard:
+                self._overview = HubOverview(self.hub_location)
+                add_dashboard_routes(
+                    app,
+                    overview=self._overview,
+                    functions=dashboard_functions(self.index, self.front),
+                    keys=self.keys,
+                )
             self.front.install(app)
             await self._engine.start()
             await self._serve(app)
@@ -465,6 +480,9 @@ class DurableHost:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._overview is not None:
+            self._overview.close()
+            self._overview = None
         if self._store is not None:
             self._store.close()
             self._store = None
