@@ -454,15 +454,12 @@ class DurableHost:
 
         New requests are answered 503 from the start; the listening sockets close; the
         requests in progress get _SHUTDOWN_GRACE_SECONDS to finish (the rest answer 503).
-        Only then does the durable client lose the in-process management API and the
-        engine stop, so a starter in progress still reaches a running engine.
+        Only then do durable clients lose the management API (in-process and local RPC)
+        and the engine stop, so a starter in progress still reaches a running engine.
         """
         self._availability.refuse("the host is stopping")
         if self._timers is not None:
             await self._timers.stop()
-        if self._local_rpc is not None:
-            await self._local_rpc.stop()
-            self._local_rpc = None
         if self._runner is not None:
             for site in list(self._runner.sites):
                 await site.stop()
@@ -472,6 +469,9 @@ class DurableHost:
         if self._in_process_url is not None:
             unregister_management(self._in_process_url)
             self._in_process_url = None
+        if self._local_rpc is not None:
+            await self._local_rpc.stop()
+            self._local_rpc = None
         if self._engine is not None:
             try:
                 await self._engine.stop()
