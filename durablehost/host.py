@@ -353,7 +353,7 @@ class DurableHost:
             limits = self.options.limits
             middlewares = [
                 self._availability.middleware(),
-                body_deadline_middleware(limits.body_timeout, MAX_BODY_BYTES),
+                body_deadline_middleware(limits.body_timeout),
             ]
             if self.settings.cors_origins:
                 middlewares.append(

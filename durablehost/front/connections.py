@@ -6,8 +6,8 @@ aiohttp's server leaves four things open that a long-running host needs closed:
   closes a connection whose handler is still waiting for a complete request head, from
   the connection's start and from the end of each response, so its `keepalive_timeout`
   is the header timeout (`ConnectionLimits.header_timeout`; also the idle keep-alive time).
-- A body is read by the handler, with no deadline: `body_deadline_middleware` reads it
-  (once; handlers get the same bytes) within `body_timeout`, else answers 408.
+- A body is read by the handler, with no deadline: `body_deadline_middleware` answers 408
+  when it has not fully arrived `body_timeout` seconds after the head.
 - Connections are not capped: `GuardedTCPSite` accepts them itself and answers those
   over `max_connections` with 503 (problem+json, Retry-After) and closes them.
 - Out of file descriptors, asyncio's accept loop on CPython 3.11 logs one traceback per
@@ -118,26 +118,37 @@ def _problem(status: int, detail: str, *, headers: dict[str, str] | None = None)
     return response
 
 
-def body_deadline_middleware(body_timeout: float, max_body_bytes: int) -> Middleware:
-    """Read each request body within `body_timeout` seconds (408 otherwise) and at most
-    `max_body_bytes` long (413 otherwise); handlers then read the same bytes again."""
+def body_deadline_middleware(body_timeout: float) -> Middleware:
+    """Answer 408 when a request's body has not fully arrived `body_timeout` seconds after
+    its head. The handlers read bodies themselves (each with its own size limit, some
+    streaming); this only watches that the bytes keep coming, and cuts the handler off
+    (it is waiting for them) when they do not."""
 
     @web.middleware
     async def body_deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.body_exists:
-            try:
-                async with asyncio.timeout(body_timeout):
-                    await request.read()
-            except TimeoutError:
-                return _problem(
-                    408,
-                    f"the request body did not arrive within {body_timeout:g} seconds",
-                )
-            except web.HTTPRequestEntityTooLarge:
-                return _problem(
-                    413, f"request bodies are limited to {max_body_bytes // (1024 * 1024)} MB"
-                )
-        return await handler(request)
+        task = asyncio.current_task()
+        if not request.body_exists or task is None:
+            return await handler(request)
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            # Whether the parser has seen the body's end, read by the handler or not: a
+            # handler busy with a complete request is left alone.
+            if not request.content.is_eof():
+                expired = True
+                task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(body_timeout, expire)
+        try:
+            return await handler(request)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            task.uncancel()
+            return _problem(408, f"the request body did not arrive within {body_timeout:g} seconds")
+        finally:
+            timer.cancel()
 
     return body_deadline
 
