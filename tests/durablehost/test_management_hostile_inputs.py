@@ -274,7 +274,7 @@ def test_bad_continuation_tokens_are_400(http: httpx.Client, token: str) -> None
 
 
 def test_a_continuation_token_that_is_not_utf8_is_400(http: httpx.Client) -> None:
-    response = http.get("/instances/", headers={"x-ms-continuation-token": b"\xff\xfe\xfd"})
+    response = http.get("/instances/", headers={b"x-ms-continuation-token": b"\xff\xfe\xfd"})
     assert_problem(response, 400, "continuation token")
 
 

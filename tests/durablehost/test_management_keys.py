@@ -120,7 +120,7 @@ def test_every_endpoint_refuses_a_caller_without_the_system_key(
             body = _assert_problem(response, 401)
             assert "durabletask_extension" in body["detail"]
         # Header values that are not UTF-8 are just another wrong key.
-        raw = http.request(method, url, headers={"x-functions-key": b"\xff\xfe"})
+        raw = http.request(method, url, headers={b"x-functions-key": b"\xff\xfe"})
         _assert_problem(raw, 401)
 
 
