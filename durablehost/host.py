@@ -59,6 +59,7 @@ from durablehost.front.local_rpc import LocalRpcEndpoint
 from durablehost.front.routes import RouteTemplateError
 from durablehost.model.instances import TaskHubClient
 from durablehost.store.sqlite import HubReadOnlyError
+from durablehost.triggers.storage import StorageTriggers
 from durablehost.triggers.timer import TimerService
 from durablehost.wire.client import DEFAULT_CONNECTION, WEBHOOK_PATH, client_binding_json
 
@@ -136,6 +137,7 @@ class DurableHost:
         self._store: SqliteTaskHubStore | None = None
         self._runner: web.AppRunner | None = None
         self._timers: TimerService | None = None
+        self._storage: StorageTriggers | None = None  # queue and blob triggers, bindings
         self._executor: ThreadPoolExecutor | None = None
         self._in_process_url: str | None = None
         self._local_rpc: LocalRpcEndpoint | None = None
@@ -198,6 +200,7 @@ class DurableHost:
         lines.append("")
         others = [
             *((info.function_name, "timerTrigger") for info in self.index.timers),
+            *(self._storage.describe() if self._storage is not None else ()),
             *(
                 (info.function_name, "orchestrationTrigger")
                 for info in self.index.orchestrators.values()
@@ -308,11 +311,13 @@ class DurableHost:
             routes = build_http_routes(http_functions)
         except RouteTemplateError as exc:
             raise AppLoadError(str(exc)) from None
+        self._storage = StorageTriggers(self.config.extensions, app_name=self.app_dir.name)
         self._executor = ThreadPoolExecutor(_worker_threads(), thread_name_prefix="function")
         invoker = FunctionInvoker(
             self._executor,
             function_directory=str(self.app_dir),
             client_binding=self._client_binding,
+            bindings=self._storage.bindings,
         )
         self.front = HttpFront(
             routes,
@@ -327,6 +332,13 @@ class DurableHost:
                 invoker,
                 origin=lambda: self.url,
                 status_file=self._timer_status_file(),
+            )
+            self._storage.attach(
+                invoker,
+                self.index,
+                queues=[info for info in self.index.queues if not is_disabled(info.function_name)],
+                blobs=[info for info in self.index.blobs if not is_disabled(info.function_name)],
+                origin=lambda: self.url,
             )
             assert self.hub_location is not None
             # The writer's pipe is watched with loop.add_reader, which Windows' default
@@ -393,6 +405,7 @@ class DurableHost:
             self._in_process_url = self.rpc_base_url
             register_management(self._in_process_url, self._local_rpc.management)
             await self._timers.start()
+            await self._storage.start()
         except BaseException:
             await self.stop()
             raise
@@ -460,6 +473,8 @@ class DurableHost:
         self._availability.refuse("the host is stopping")
         if self._timers is not None:
             await self._timers.stop()
+        if self._storage is not None:
+            await self._storage.stop()
         if self._runner is not None:
             for site in list(self._runner.sites):
                 await site.stop()

@@ -54,6 +54,9 @@ class HostConfig:
     source: Path | None = None
     # The Durable SDK parses ./host.json with json.loads at import, so comments break it.
     has_comments: bool = False
+    # host.json `extensions` as written: the triggers layer reads its own sections
+    # (`queues`, `blobs`). Raw input, left out of comparisons.
+    extensions: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +208,7 @@ def load_host_config(app_dir: Path, environ: Mapping[str, str] | None = None) ->
         ),
         source=path,
         has_comments=_strip_json_comments(text) != text,
+        extensions=extensions,
     )
 
 

@@ -16,16 +16,19 @@ import inspect
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import azure.functions as func
 
 from durablehost.app.loader import DURABLE_CLIENT, FunctionInfo
+from durablehost.errors import DurableHostError
 
 __all__ = [
+    "BindingError",
+    "BindingSupplier",
     "ClientBindingFactory",
     "FunctionInvoker",
     "InvocationContext",
@@ -33,12 +36,36 @@ __all__ = [
     "InvocationResult",
     "OutputValue",
     "declares_context",
+    "is_output_binding",
 ]
 
 log = logging.getLogger(__name__)
 
 # (public origin like "https://example.com", the client binding) -> binding JSON text.
 ClientBindingFactory = Callable[[str, Any], str]
+
+
+class BindingError(DurableHostError):
+    """An input or output binding could not be served: a type durablehost does not run,
+    a binding expression with no value, storage refusing the read or write."""
+
+
+class BindingSupplier(Protocol):
+    """Serves a function's other input and output bindings (storage blobs and queues: see
+    durablehost.triggers.storage_bindings). `binding_data` holds the trigger's values for
+    `{name}` expressions. Either call raises BindingError for a binding it cannot serve."""
+
+    async def read_inputs(
+        self, plan: InvocationPlan, binding_data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The values of `plan.unsupported_inputs`, by parameter name."""
+        ...
+
+    async def write_outputs(
+        self, plan: InvocationPlan, result: InvocationResult, binding_data: Mapping[str, Any]
+    ) -> None:
+        """Write what the function set in its output bindings (and its `$return`)."""
+        ...
 
 
 class _TraceContext(func._abc.TraceContext):
@@ -172,6 +199,16 @@ def declares_context(info: FunctionInfo) -> bool:
     return _declares_context(info.user_function, info.trigger_param)
 
 
+def is_output_binding(binding: Any) -> bool:
+    """An `out`/`inout` binding: the decorators' `direction` (BindingDirection's number,
+    1 out and 2 inout), a BindingDirection, or function.json's direction text."""
+    direction = getattr(binding, "direction", None)
+    if isinstance(direction, int) and not isinstance(direction, bool):
+        return direction in (1, 2)
+    text = str(getattr(direction, "name", direction) or "")
+    return text.upper() in ("OUT", "INOUT")
+
+
 def plan_invocation(info: FunctionInfo) -> InvocationPlan:
     """Work out the arguments `info.user_function` takes (once, at start)."""
     client_param: str | None = None
@@ -182,7 +219,6 @@ def plan_invocation(info: FunctionInfo) -> InvocationPlan:
     for binding in info.bindings:
         name = str(getattr(binding, "name", ""))
         binding_type = str(getattr(binding, "type", ""))
-        direction = str(getattr(binding, "direction", "")).upper()
         if name == info.trigger_param:
             continue
         if binding_type == DURABLE_CLIENT:
@@ -191,16 +227,14 @@ def plan_invocation(info: FunctionInfo) -> InvocationPlan:
             http_output = name
             if name != "$return":
                 outputs.append(name)
-        elif "OUT" in direction and name != "$return":
+        elif is_output_binding(binding) and name != "$return":
             outputs.append(name)
         elif name != "$return":
             unsupported.append(name)
     if unsupported:
-        log.warning(
-            "function %s has input bindings durablehost does not supply (%s); they get None",
-            info.function_name,
-            ", ".join(unsupported),
-        )
+        # The host's BindingSupplier serves them (and warns at start about the kinds it
+        # cannot); an invoker without one passes None.
+        log.debug("function %s has input bindings %s", info.function_name, unsupported)
     return InvocationPlan(
         info=info,
         is_async=info.is_async,
@@ -222,10 +256,13 @@ class FunctionInvoker:
         *,
         function_directory: str,
         client_binding: ClientBindingFactory | None = None,
+        bindings: BindingSupplier | None = None,
     ) -> None:
         self._executor = executor
         self._function_directory = function_directory
         self._client_binding = client_binding
+        # Without a supplier, other input bindings get None and outputs stay unwritten.
+        self._bindings = bindings
 
     async def invoke(
         self,
@@ -235,8 +272,10 @@ class FunctionInvoker:
         origin: str,
         trace_parent: str = "",
         trace_state: str = "",
+        binding_data: Mapping[str, Any] | None = None,
     ) -> InvocationResult:
-        """Call the function once; its exceptions propagate to the caller."""
+        """Call the function once; its exceptions (and BindingError) propagate to the caller.
+        `binding_data` resolves `{name}` in its other bindings' paths."""
         info = plan.info
         context = InvocationContext(
             info.function_name,
@@ -251,8 +290,12 @@ class FunctionInvoker:
             kwargs[plan.client_param] = self._client_binding(origin, plan.client_binding)
         outputs = {name: OutputValue() for name in plan.output_params}
         kwargs.update(outputs)
-        for name in plan.unsupported_inputs:
-            kwargs[name] = None
+        data = binding_data or {}
+        if self._bindings is not None and plan.unsupported_inputs:
+            kwargs.update(await self._bindings.read_inputs(plan, data))
+        else:
+            for name in plan.unsupported_inputs:
+                kwargs[name] = None
         if plan.wants_context:
             kwargs["context"] = context
         if plan.is_async:
@@ -265,6 +308,9 @@ class FunctionInvoker:
             if inspect.isawaitable(value):
                 # A sync-looking callable (a wrapper, a partial) that returned a coroutine.
                 value = await value
-        return InvocationResult(
+        result = InvocationResult(
             return_value=value, outputs=outputs, invocation_id=context.invocation_id
         )
+        if self._bindings is not None:
+            await self._bindings.write_outputs(plan, result, data)
+        return result

@@ -31,6 +31,8 @@ ORCHESTRATION_TRIGGER = "orchestrationTrigger"
 ACTIVITY_TRIGGER = "activityTrigger"
 ENTITY_TRIGGER = "entityTrigger"
 TIMER_TRIGGER = "timerTrigger"
+QUEUE_TRIGGER = "queueTrigger"
+BLOB_TRIGGER = "blobTrigger"
 DURABLE_CLIENT = "durableClient"
 
 
@@ -106,6 +108,8 @@ class FunctionIndex:
     entities: FunctionNames = field(default_factory=FunctionNames)
     http: list[FunctionInfo] = field(default_factory=list)
     timers: list[FunctionInfo] = field(default_factory=list)
+    queues: list[FunctionInfo] = field(default_factory=list)  # queue-triggered
+    blobs: list[FunctionInfo] = field(default_factory=list)  # blob-triggered
     unsupported: list[FunctionInfo] = field(default_factory=list)
     app: Any = None
     # "v2" (function_app.py) or "v1" (function.json folders).
@@ -129,6 +133,10 @@ class FunctionIndex:
             self.http.append(info)
         elif info.trigger_type == TIMER_TRIGGER:
             self.timers.append(info)
+        elif info.trigger_type == QUEUE_TRIGGER:
+            self.queues.append(info)
+        elif info.trigger_type == BLOB_TRIGGER:
+            self.blobs.append(info)
         else:
             log.warning(
                 "function %s has a %s trigger, which durablehost does not run",

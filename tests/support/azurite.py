@@ -1,4 +1,4 @@
-"""Start the real Azurite blob service (from node_modules) on a free port."""
+"""Start the real Azurite blob and queue services (from node_modules) on free ports."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from tests.support.ports import free_port, wait_for_port
 __all__ = ["AZURITE_ACCOUNT", "AZURITE_KEY", "Azurite", "run_azurite"]
 
 REPO = Path(__file__).resolve().parents[2]
-AZURITE_BIN = REPO / "node_modules" / ".bin" / "azurite-blob"
+# The combined emulator: blob and queue in one process (its table service gets a port too).
+AZURITE_BIN = REPO / "node_modules" / ".bin" / "azurite"
 # The well-known development account of the storage emulator (public, not a secret).
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = (
@@ -23,31 +24,41 @@ AZURITE_KEY = (
 
 @dataclass(frozen=True, slots=True)
 class Azurite:
-    """A running Azurite blob endpoint."""
+    """A running Azurite: its blob endpoint and, when started with it, its queue endpoint."""
 
     blob_port: int
+    queue_port: int | None = None
 
     @property
     def blob_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.blob_port}/{AZURITE_ACCOUNT}"
 
     @property
+    def queue_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.queue_port}/{AZURITE_ACCOUNT}"
+
+    @property
     def connection_string(self) -> str:
+        queue = f"QueueEndpoint={self.queue_endpoint};" if self.queue_port else ""
         return (
             f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-            f"AccountKey={AZURITE_KEY};BlobEndpoint={self.blob_endpoint};"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint={self.blob_endpoint};{queue}"
         )
 
 
 @contextmanager
-def run_azurite(data_dir: Path, port: int | None = None) -> Iterator[Azurite]:
-    """Run azurite-blob with its data in `data_dir` until the block exits; `port` restarts
-    one on the port it had (default: a free port)."""
+def run_azurite(
+    data_dir: Path, port: int | None = None, queue_port: int | None = None
+) -> Iterator[Azurite]:
+    """Run Azurite (blob and queue) with its data in `data_dir` until the block exits;
+    `port` / `queue_port` restart one on the ports it had (default: free ports)."""
     if not AZURITE_BIN.exists():
         raise RuntimeError(f"{AZURITE_BIN} is missing: run `make install` (npm ci) first")
     port = port or free_port()
+    queue_port = queue_port or free_port()
+    table_port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    # --skipApiVersionCheck: the current blob SDK sends a newer API version than Azurite knows.
+    # --skipApiVersionCheck: the current storage SDKs send newer API versions than Azurite knows.
     proc = subprocess.Popen(
         [
             str(AZURITE_BIN),
@@ -55,6 +66,14 @@ def run_azurite(data_dir: Path, port: int | None = None) -> Iterator[Azurite]:
             "127.0.0.1",
             "--blobPort",
             str(port),
+            "--queueHost",
+            "127.0.0.1",
+            "--queuePort",
+            str(queue_port),
+            "--tableHost",
+            "127.0.0.1",
+            "--tablePort",
+            str(table_port),
             "--location",
             str(data_dir),
             "--skipApiVersionCheck",
@@ -66,7 +85,8 @@ def run_azurite(data_dir: Path, port: int | None = None) -> Iterator[Azurite]:
     )
     try:
         wait_for_port(port, timeout=60)
-        yield Azurite(blob_port=port)
+        wait_for_port(queue_port, timeout=60)
+        yield Azurite(blob_port=port, queue_port=queue_port)
     finally:
         proc.terminate()
         try:
