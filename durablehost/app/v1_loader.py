@@ -29,6 +29,7 @@ import importlib.machinery
 import importlib.util
 import inspect
 import logging
+import multiprocessing
 import re
 import sys
 import traceback
@@ -109,6 +110,17 @@ class V1Binding:
     connection_name: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
 
+    def __getattr__(self, attribute: str) -> Any:
+        # Any other function.json property under its v2 decorator name (queue_name reads
+        # queueName), so a trigger kind added later reads v1 bindings without changes here.
+        if attribute.startswith("_"):
+            raise AttributeError(attribute)
+        camel = re.sub(r"_([a-z])", lambda found: found.group(1).upper(), attribute)
+        data = object.__getattribute__(self, "data")
+        if camel in data:
+            return data[camel]
+        raise AttributeError(f"function.json binding {self.name!r} has no {camel!r}")
+
     @property
     def is_trigger(self) -> bool:
         """Whether this binding is the function's trigger (its type ends in Trigger)."""
@@ -164,7 +176,9 @@ def load_v1_app(app_dir: Path, *, v2_script: Path | None = None) -> FunctionInde
             index.register(info)
         except V1FunctionError as error:
             index.errors[name] = str(error)
-            log.error("Function '%s' is in error: %s", name, error)
+            # Worker processes load the app again; the host process has said it already.
+            level = logging.ERROR if multiprocessing.parent_process() is None else logging.DEBUG
+            log.log(level, "Function '%s' is in error: %s", name, error)
     loaded = len(index.orchestrators) + len(index.activities) + len(index.entities)
     loaded += len(index.http) + len(index.timers) + len(index.unsupported)
     if not loaded and index.errors:
@@ -193,7 +207,7 @@ def read_v1_function(folder: Path, app_dir: Path) -> FunctionInfo | None:
     if not isinstance(metadata, dict):
         raise V1FunctionError(f"{metadata_path} must hold a JSON object")
     if metadata.get("disabled") is True:
-        log.info("function %s is disabled in its %s", name, FUNCTION_METADATA_FILE)
+        log.debug("function %s is disabled in its %s", name, FUNCTION_METADATA_FILE)
         return None
     bindings = _bindings(metadata, metadata_path)
     triggers = [binding for binding in bindings if binding.is_trigger]
@@ -204,6 +218,7 @@ def read_v1_function(folder: Path, app_dir: Path) -> FunctionInfo | None:
             "timerTrigger, orchestrationTrigger, activityTrigger, entityTrigger...)"
         )
     script = _script_file(metadata, folder, app_dir)
+    _install_app_package(app_dir)
     entry_point = metadata.get("entryPoint") or DEFAULT_ENTRY_POINT
     if not isinstance(entry_point, str):
         raise V1FunctionError(f"{metadata_path}: entryPoint must be a string")

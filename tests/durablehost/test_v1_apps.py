@@ -129,7 +129,9 @@ def test_orchestration_client_binding_named_output_and_entry_point(
 
 
 def test_timer_trigger_runs_on_startup_with_a_durable_client(client: httpx.Client) -> None:
-    status = wait(client, {"statusQueryGetUri": "/runtime/webhooks/durabletask/instances/heartbeat"})
+    status = wait(
+        client, {"statusQueryGetUri": "/runtime/webhooks/durabletask/instances/heartbeat"}
+    )
     assert status["name"] == "HelloChain"
     assert status["runtimeStatus"] == "Completed", status
 
