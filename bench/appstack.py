@@ -26,6 +26,8 @@ from durablehost.process import HostProcess, free_port, run_host_process
 __all__ = [
     "Azurite",
     "TreeRssSampler",
+    "cpu_by_part",
+    "cpu_delta",
     "process_tree",
     "run_app_host",
     "run_azurite",
@@ -198,3 +200,50 @@ class TreeRssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _cpu_seconds(stat_path: str) -> tuple[str, float]:
+    """(command name, user + system CPU seconds) from a /proc .../stat file."""
+    stat = Path(stat_path).read_text()
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after the name.
+    return name, (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_part(root: int, others: Mapping[str, int] | None = None) -> dict[str, float]:
+    """CPU seconds used so far: the root process's main thread and its other threads
+    (by thread name, digits dropped: `asyncio_3` counts as `asyncio_`), each descendant
+    process (by its place: `child 1`, ...), and each of `others` (name -> pid)."""
+    parts: dict[str, float] = {}
+    tasks = os.listdir(f"/proc/{root}/task")
+    for tid in tasks:
+        try:
+            name, seconds = _cpu_seconds(f"/proc/{root}/task/{tid}/stat")
+        except OSError:
+            continue  # the thread ended meanwhile
+        key = "host main thread" if int(tid) == root else f"host thread {name.rstrip('0123456789')}"
+        parts[key] = parts.get(key, 0.0) + seconds
+    # Sorted by pid, i.e. by start: the hub writer comes before the worker processes.
+    for index, pid in enumerate(sorted(process_tree(root)[1:]), start=1):
+        try:
+            name, seconds = _cpu_seconds(f"/proc/{pid}/stat")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        kind = "resource tracker" if b"resource_tracker" in cmdline else "spawned"
+        parts[f"child {index} ({kind})"] = seconds
+    for label, pid in (others or {}).items():
+        try:
+            parts[label] = _cpu_seconds(f"/proc/{pid}/stat")[1]
+        except OSError:
+            continue
+    return parts
+
+
+def cpu_delta(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
+    """CPU seconds each part used between two `cpu_by_part` readings."""
+    return {key: round(after[key] - before.get(key, 0.0), 3) for key in after}

@@ -175,10 +175,12 @@ async def operations(
     clients: int,
     sample: int = 20,
     check: bool = True,
+    cpu_probe: Callable[[], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Open-loop starts at `rate`/s for `seconds`, then a burst of `burst` starts from
     `clients` keep-alive clients; with `check`, every operation's status is read and
-    `sample` results compared with the input."""
+    `sample` results compared with the input. `cpu_probe` (CPU seconds by process or
+    thread, e.g. appstack.cpu_by_part) is read around the burst: its CPU per operation."""
     async with _session(max(clients, 64)) as session, _session(1) as poller:
         warm = await asyncio.gather(*(_start(session, url, REPORT_INPUT) for _ in range(20)))
         await _wait_none_running(poller, url)
@@ -186,7 +188,14 @@ async def operations(
         sent = time.perf_counter()
         starter["drain_seconds"] = await _wait_none_running(poller, url) - sent
         async with _session(clients) as burst_session:
+            before = cpu_probe() if cpu_probe else {}
             throughput, burst_ids = await _burst(burst_session, poller, url, count=burst)
+            if cpu_probe:
+                after = cpu_probe()
+                throughput["cpu_ms_per_operation"] = {
+                    part: round((after[part] - before.get(part, 0.0)) * 1000 / burst, 2)
+                    for part in after
+                }
         ids = [*warm, *open_ids, *burst_ids]
         checks = await _check(session, url, ids, sample) if check else {"operations": len(ids)}
     return {"starter": starter, "burst": throughput, "checks": checks}

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import operations_load, workloads
-from bench.appstack import TreeRssSampler, run_app_host, run_azurite
+from bench.appstack import TreeRssSampler, cpu_by_part, run_app_host, run_azurite
 from bench.hostproc import REPO, bench_host, rss_mb
 from bench.seed import seed_finished_instances
 from durablehost.process import HostProcess
@@ -92,12 +92,24 @@ def _bench_app(
         return _measured(host, run)
 
 
-def _real_app(settings: Settings, run: Callable[[HostProcess], Awaitable[Figures]]) -> Figures:
+def _real_app(
+    settings: Settings,
+    run: Callable[[HostProcess, Callable[[], dict[str, float]]], Awaitable[Figures]],
+) -> Figures:
+    """`run(host, cpu_probe)` on the real app; the probe reads the CPU seconds of the
+    host's threads and processes, Azurite's and the bench's own."""
     with (
         run_azurite(settings.workdir / "azurite") as azurite,
         run_app_host(settings.workdir, azurite, env=settings.host_env) as host,
     ):
-        return _measured(host, run)
+
+        def cpu_probe() -> dict[str, float]:
+            parts = cpu_by_part(host.pid, {"azurite": azurite.pid})
+            times = os.times()
+            parts["bench client"] = times.user + times.system
+            return parts
+
+        return _measured(host, lambda h: run(h, cpu_probe))
 
 
 def hello(settings: Settings, overrides: Mapping[str, Any]) -> Figures:
@@ -154,7 +166,7 @@ def starter(settings: Settings, overrides: Mapping[str, Any]) -> Figures:
 def cpu_bound(settings: Settings, overrides: Mapping[str, Any]) -> Figures:
     """Status GETs and starts while a pure-Python activity runs: the real app (a big
     report partition), then the bench app (`spin`)."""
-    real = _real_app(settings, lambda h: operations_load.operations_cpu_bound(h.url))
+    real = _real_app(settings, lambda h, _: operations_load.operations_cpu_bound(h.url))
     bench_app = _bench_app(
         settings,
         "cpu",
@@ -189,8 +201,9 @@ def operations(settings: Settings, overrides: Mapping[str, Any]) -> Figures:
     plan = settings.plan
     return _real_app(
         settings,
-        lambda h: operations_load.operations(
+        lambda h, cpu_probe: operations_load.operations(
             h.url,
+            cpu_probe=cpu_probe,
             rate=overrides.get("rate") or plan.ops_rate,
             seconds=overrides.get("seconds") or plan.ops_seconds,
             burst=overrides.get("burst") or plan.ops_burst,

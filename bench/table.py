@@ -50,6 +50,19 @@ def _operations(ops: dict[str, Any]) -> list[Row]:
             load,
         ),
         (
+            "operations: CPU per operation in the burst",
+            ", ".join(
+                f"{part} {ms:.2f}"
+                for part, ms in sorted(
+                    burst.get("cpu_ms_per_operation", {}).items(), key=lambda kv: -kv[1]
+                )
+                if ms >= 0.05
+            )
+            + " ms",
+            "-",
+            load,
+        ),
+        (
             "operations: checks",
             f"{checks['states']} of {checks['operations']}; "
             f"{checks['results_checked'] - wrong}/{checks['results_checked']} results right; "
