@@ -168,6 +168,13 @@ def main() -> None:
     "(slower under load; one process).",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(0, 10),
+    default=None,
+    help="Worker processes running the activities; 0 runs everything in the host process "
+    "(for debugging) [default: FUNCTIONS_WORKER_PROCESS_COUNT, else half the cores, 1-4].",
+)
+@click.option(
     "--header-timeout",
     type=click.FloatRange(0.1, 3600),
     default=_DEFAULT_LIMITS.header_timeout,
@@ -200,6 +207,7 @@ def start(
     hub: str | None,
     enforce_keys: bool,
     inline_writes: bool,
+    workers: int | None,
     header_timeout: float,
     body_timeout: float,
     max_connections: int,
@@ -224,6 +232,7 @@ def start(
         enforce_keys=enforce_keys,
         access_log=verbose,
         writer_process=not inline_writes,
+        workers=workers,
         dashboard=not no_dashboard,
         limits=ConnectionLimits(
             header_timeout=header_timeout,

@@ -41,13 +41,13 @@ from durablehost.app.loader import FunctionIndex, load_app
 from durablehost.errors import AppLoadError, ConfigError
 from durablehost.front.availability import HostAvailability
 from durablehost.front.client_transport import register_management, unregister_management
-from durablehost.front.dashboard import add_dashboard_routes, dashboard_functions, dashboard_url
 from durablehost.front.connections import (
     ConnectionLimits,
     GuardedTCPSite,
     ProblemRequestHandler,
     body_deadline_middleware,
 )
+from durablehost.front.dashboard import add_dashboard_routes, dashboard_functions, dashboard_url
 from durablehost.front.http_front import (
     MAX_BODY_BYTES,
     HttpFront,
@@ -114,9 +114,12 @@ class HostOptions:
     # Commit episodes in a writer process of their own (durablehost.store.writer): the
     # CLI's default; in-process test hosts commit inline.
     writer_process: bool = False
-    dashboard: bool = True  # the browser dashboard under /runtime/dashboard/
     # Header and body timeouts, the connection cap (durablehost.front.connections).
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    # Worker processes running the activities (durablehost.workers): None reads
+    # FUNCTIONS_WORKER_PROCESS_COUNT (the CLI's default); 0 runs them in this process.
+    workers: int | None = 0
+    dashboard: bool = True  # the browser dashboard under /runtime/dashboard/
 
 
 class DurableHost:
@@ -142,9 +145,9 @@ class DurableHost:
         self._in_process_url: str | None = None
         self._local_rpc: LocalRpcEndpoint | None = None
         self._writer: ProcessWriter | None = None
-        self._overview: HubOverview | None = None
         # Answers 503 once the host stops or its writer died; tracks requests in progress.
         self._availability = HostAvailability()
+        self._overview: HubOverview | None = None
         # Set when the host cannot go on (its hub writer died): `durablehost start`
         # then stops and exits non-zero, and the next start recovers from the hub.
         self.failed = asyncio.Event()
@@ -304,6 +307,7 @@ class DurableHost:
         from durablehost.store import open_store
         from durablehost.store.overview import HubOverview
         from durablehost.store.writer import ProcessWriter
+        from durablehost.workers import activity_pool
 
         assert self.index is not None and self.config is not None
         http_functions = [info for info in self.index.http if not is_disabled(info.function_name)]
@@ -360,6 +364,9 @@ class DurableHost:
                 max_concurrent_activities=self.config.max_concurrent_activities,
                 max_concurrent_orchestrations=self.config.max_concurrent_orchestrations,
                 writer=self._writer,
+                activity_runner=activity_pool(
+                    self.app_dir, self.options.workers, self.config.max_concurrent_activities
+                ),
             )
             assert self.settings is not None
             limits = self.options.limits
