@@ -192,6 +192,8 @@ def table(report: dict[str, Any]) -> str:
     if "cpu_bound" in ours:
         rows += _cpu_bound(ours["cpu_bound"])
     rows += _bench_app_rows(ours, report.get("dbos", {}), report.get("ratios", {}))
+    if "error" in report.get("dbos", {}):
+        rows.append(("DBOS comparison", f"not run: {report['dbos']['error']}", "-", "-"))
     header: Row = ("workload", "durablehost", "target", "load")
     widths = [max(len(row[i]) for row in [*rows, header]) for i in range(4)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True))]
