@@ -65,7 +65,11 @@ class HostStartError(RuntimeError):
 
 
 class HostProcess:
-    """One durablehost process (restartable on the same port and hub)."""
+    """One durablehost process (restartable on the same port and hub).
+
+    Start (and restart) it from a thread that outlives it, normally the main thread: it is
+    killed when the thread that started it ends (see `_die_with_parent`).
+    """
 
     def __init__(
         self,
@@ -236,7 +240,11 @@ class HostProcess:
 
 def _die_with_parent() -> None:
     """In the child before exec: SIGKILL it if the test process dies, so a crashed or
-    killed pytest run leaves no host behind holding ports and hub files."""
+    killed pytest run leaves no host behind holding ports and hub files.
+
+    Linux sends the signal when the THREAD that started the child ends, not the process:
+    call `start()` from a thread that lives as long as the host should (the main thread).
+    """
     import ctypes
 
     pr_set_pdeathsig = 1
