@@ -83,8 +83,16 @@ class HistoryView(Sequence[HistoryEvent]):
         split = len(self.head)
         if isinstance(index, slice):
             start, stop, step = index.indices(len(self))
-            if step == 1 and start >= split:  # the usual ask: the events after a point
-                return list(self.tail[start - split : stop - split])
+            if step == 1 and stop <= start:
+                return []
+            if step == 1:
+                # The usual ask, the events after a point: copy only the asked part. A
+                # start inside the stored part (the executor's session resumes there when
+                # an episode's new events began before its last commit) copied the whole
+                # history per episode: a fan-out of 100,000 cost O(N^2).
+                if start >= split:
+                    return list(self.tail[start - split : stop - split])
+                return [*self.head[start:min(stop, split)], *self.tail[: max(stop - split, 0)]]
             return [*self.head, *self.tail][index]
         if index < 0:
             index += len(self)
