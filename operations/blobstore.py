@@ -214,7 +214,10 @@ class BlobStore:
         self._service = service
         self._results_name = results
         self._state_name = state
-        self._ready: set[str] = set()
+        # One client per container, made once: building one per call cost a measurable
+        # share of each result write (bench: report_write's CPU).
+        self._containers: dict[str, ContainerClient] = {}
+        self._containers_lock = threading.Lock()
         self._signer: BlobSasSigner | None = None
         self._signer_lock = threading.Lock()
 
@@ -231,11 +234,16 @@ class BlobStore:
             return cls._shared
 
     def _container(self, name: str) -> ContainerClient:
-        client = self._service.get_container_client(name)
-        if name not in self._ready:
-            with contextlib.suppress(ResourceExistsError):
-                client.create_container()
-            self._ready.add(name)
+        client = self._containers.get(name)
+        if client is not None:
+            return client
+        with self._containers_lock:
+            client = self._containers.get(name)
+            if client is None:
+                client = self._service.get_container_client(name)
+                with contextlib.suppress(ResourceExistsError):
+                    client.create_container()
+                self._containers[name] = client
         return client
 
     @property
