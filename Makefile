@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install run test lint typecheck check bench clean
+.PHONY: install browser run test lint typecheck check bench clean
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -26,7 +26,15 @@ $(NODE_STAMP): package.json package-lock.json
 run: install
 	./scripts/run-local.sh
 
-test: install
+# The dashboard's browser tests drive Debian's chromium (Playwright never downloads one):
+# installed here when missing and we may (root with apt-get); elsewhere those tests skip.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium is not installed: the dashboard's browser tests will skip"
+
+test: install browser
 	$(PY) -m pytest
 
 lint: $(PY_STAMP)
