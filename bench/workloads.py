@@ -63,9 +63,16 @@ async def _wait_all_finished(session: aiohttp.ClientSession, url: str) -> float:
 
 
 async def _failed_count(session: aiohttp.ClientSession, url: str) -> int:
-    query = "runtimeStatus=Failed,Terminated&showInput=false"
-    async with session.get(f"{url}{MGMT}/instances/?{query}") as response:
-        return len(await response.json())
+    # Paged: a list without top answers the extension's first page (100) only.
+    query = "runtimeStatus=Failed,Terminated&showInput=false&top=1000"
+    count, token = 0, None
+    while True:
+        headers = {"x-ms-continuation-token": token} if token else {}
+        async with session.get(f"{url}{MGMT}/instances/?{query}", headers=headers) as response:
+            count += len(await response.json())
+            token = response.headers.get("x-ms-continuation-token")
+        if not token:
+            return count
 
 
 async def hello_sequence5(url: str, *, batch: int, rounds: int, clients: int) -> dict[str, Any]:

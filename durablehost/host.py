@@ -245,7 +245,12 @@ class DurableHost:
                 ) from error
             raise
         if self.index.entities:
-            log.warning("durable entities are not supported by durablehost; they will not run")
+            names = ", ".join(sorted(info.function_name for info in self.index.entities.values()))
+            log.warning(
+                "durable entities are not supported by durablehost; the entity functions %s "
+                "will not run, and an orchestration that calls or signals one fails there",
+                names,
+            )
         if self.options.hub is not None:
             self.hub_location = self.options.hub
         else:

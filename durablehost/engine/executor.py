@@ -19,12 +19,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from azure.durable_functions.models.actions.Action import Action
 from azure.durable_functions.models.actions.CallActivityAction import CallActivityAction
+from azure.durable_functions.models.actions.CallEntityAction import CallEntityAction
+from azure.durable_functions.models.actions.CallHttpAction import CallHttpAction
+from azure.durable_functions.models.actions.CompoundAction import CompoundAction
 from azure.durable_functions.models.actions.NoOpAction import NoOpAction
+from azure.durable_functions.models.actions.SignalEntityAction import SignalEntityAction
 from azure.durable_functions.models.DurableOrchestrationContext import (
     DurableOrchestrationContext,
 )
 from azure.durable_functions.models.history.HistoryEvent import HistoryEvent as SdkHistoryEvent
+from azure.durable_functions.models.ReplaySchema import ReplaySchema
 from azure.durable_functions.models.Task import AtomicTask, RetryAbleTask, TimerTask
 from azure.durable_functions.models.TaskOrchestrationExecutor import TaskOrchestrationExecutor
 from azure.durable_functions.models.utils.df_serialization import df_dumps
@@ -141,6 +147,8 @@ class _Session:
     # own new tasks only, not at every open task (O(N) per episode for a fan-out).
     next_task_id: int = 0
     timers: dict[int, TimerTask] = field(default_factory=dict)
+    # Actions the SDK recorded that were already checked for unsupported types.
+    checked_actions: int = 0
 
 
 class SessionExecutor:
@@ -241,6 +249,7 @@ def _replay(
         raised = exc
     open_tasks = _open_atomic_tasks(context)
     outcome = _outcome(runner, context, raised, scheduled_ids, now, orchestrator_name, open_tasks)
+    checked = _fail_unsupported(outcome, context, 0, instance_id)
     if outcome.continued_as_new:
         seen = [e for e in history if e.event_type not in HOST_ONLY_EVENTS]
         outcome.unprocessed_events = tuple(seen[processed[0] :])
@@ -248,6 +257,7 @@ def _replay(
     session = _Session(orchestrator, context, runner, len(history), anchor)
     session.next_task_id = context._sequence_number
     session.timers = {t.id: t for t in open_tasks if isinstance(t, TimerTask)}
+    session.checked_actions = checked
     return outcome, session
 
 
@@ -291,6 +301,9 @@ def _continue(
         raised = exc
     outcome = _outcome(
         runner, context, raised, scheduled_ids, now, orchestrator_name, _still_open(session)
+    )
+    session.checked_actions = _fail_unsupported(
+        outcome, context, session.checked_actions, context.instance_id
     )
     if outcome.continued_as_new:
         outcome.unprocessed_events = tuple(
@@ -394,6 +407,88 @@ def _outcome(
     outcome.new_tasks.sort(key=lambda item: item.task_id)
     outcome.canceled_timer_ids.sort()
     return outcome
+
+
+def _fail_unsupported(
+    outcome: EpisodeOutcome, context: DurableOrchestrationContext, start: int, instance_id: str
+) -> int:
+    """Fail the episode at the first action this host does not run, among the actions the
+    SDK recorded from index `start` on; returns how many are recorded (checked) now.
+
+    A signal_entity is recorded without a task anyone waits on, so the orchestration can
+    finish with it: without this check the signal would be dropped in silence. The
+    orchestrator's own failure, when it has one, stays the reason.
+    """
+    actions = _recorded_actions(context)
+    if outcome.failure is not None:
+        return len(actions)
+    for action in actions[start:]:
+        message = _unsupported(action, instance_id)
+        if message is not None:
+            outcome.is_done = True
+            outcome.failure = (message, "")
+            outcome.new_tasks.clear()
+            outcome.output = None
+            outcome.continued_as_new = False
+            outcome.continue_as_new_input = None
+            break
+    return len(actions)
+
+
+def _recorded_actions(context: DurableOrchestrationContext) -> list[Action]:
+    if context._replay_schema is ReplaySchema.V1:
+        return [action for group in context._action_payload_v1 for action in group]
+    return context._action_payload_v2
+
+
+# Action types this host runs; a compound (when_all / when_any) is checked through its
+# children.
+_RUN_HERE = frozenset(
+    {
+        ActionType.CALL_ACTIVITY,
+        ActionType.CALL_ACTIVITY_WITH_RETRY,
+        ActionType.CALL_SUB_ORCHESTRATOR,
+        ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY,
+        ActionType.CONTINUE_AS_NEW,
+        ActionType.CREATE_TIMER,
+        ActionType.WAIT_FOR_EXTERNAL_EVENT,
+    }
+)
+_COMPOUND = frozenset({ActionType.WHEN_ALL, ActionType.WHEN_ANY})
+
+
+def _unsupported(action: Action, instance_id: str) -> str | None:
+    """A message naming what `action` asked for when this host does not run it."""
+    if isinstance(action, NoOpAction):
+        return None
+    kind = action.action_type
+    if kind in _RUN_HERE:
+        return None
+    if kind in _COMPOUND and isinstance(action, CompoundAction):
+        for child in action.compound_tasks:
+            message = _unsupported(child, instance_id)
+            if message is not None:
+                return message
+        return None
+    where = f"in orchestration {instance_id!r}"
+    if isinstance(action, SignalEntityAction | CallEntityAction):
+        api = "signal_entity" if isinstance(action, SignalEntityAction) else "call_entity"
+        return (
+            f"durablehost does not run durable entities yet: "
+            f"{api}({action.instance_id!r}, {action.operation!r}) {where}. "
+            "Run this orchestration on Azure or the Functions host (func start)."
+        )
+    if isinstance(action, CallHttpAction):
+        request = action.http_request
+        return (
+            f"durablehost does not run durable HTTP calls yet: "
+            f"call_http({request.method!r}, {request.uri!r}) {where}. Call the URL from "
+            "an activity instead, or run on Azure or the Functions host (func start)."
+        )
+    return (
+        f"durablehost does not run orchestrator action type {kind} "
+        f"({type(action).__name__}) {where}; it fails the instance rather than skip it."
+    )
 
 
 def _user_error(raised: Exception | None) -> Exception | None:

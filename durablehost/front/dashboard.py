@@ -55,8 +55,7 @@ _CONTENT_TYPES = {
     ".svg": "image/svg+xml",
 }
 _CONTINUATION_HEADER = "x-ms-continuation-token"
-# Pages of the listing: the management API's default is every instance, which a
-# dashboard must never ask for.
+# Pages of the listing: smaller than the management API's default page (100).
 _DEFAULT_TOP = 50
 _MAX_TOP = 1000
 

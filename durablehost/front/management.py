@@ -45,6 +45,7 @@ from durablehost.errors import (
 )
 from durablehost.front.availability import note_hub_refusal
 from durablehost.front.keys import FunctionKeys
+from durablehost.front.list_paging import DEFAULT_PAGE_SIZE, TruncationWarnings, caller_of
 from durablehost.front.management_guards import (
     MAX_PAYLOAD_BYTES,
     PayloadTooLargeError,
@@ -324,6 +325,7 @@ class _ManagementApi:
         self._required_query = required_query
         self._max_body_bytes = max_body_bytes
         self._public_url = public_url
+        self._truncation = TruncationWarnings(hub)
 
     # -- shared pieces
 
@@ -450,12 +452,15 @@ class _ManagementApi:
         token = request.headers.get(CONTINUATION_HEADER) or None
         if token is not None:
             check_continuation_token(token)
+        top = query.positive_int("top")
         condition = InstanceQuery(
             created_from=query.moment("createdTimeFrom"),
             created_to=query.moment("createdTimeTo"),
             statuses=query.statuses("runtimeStatus"),
             instance_id_prefix=query.text("instanceIdPrefix") or None,
-            top=query.positive_int("top"),
+            # The extension's OrchestrationStatusQueryCondition.PageSize default: a list
+            # without `top` is its first page, here as on Azure.
+            top=top or DEFAULT_PAGE_SIZE,
             continuation_token=token,
             show_input=show_input,
         )
@@ -463,6 +468,9 @@ class _ManagementApi:
         headers = {}
         if page.continuation_token:
             headers[CONTINUATION_HEADER] = page.continuation_token
+            if top is None and token is None:
+                # The SDK's get_status_all/get_status_by send neither and drop the header.
+                await self._truncation.note(caller_of(request), condition, page)
         return web.json_response(list_json(page, show_input=show_input), headers=headers)
 
     async def purge_instance(self, request: ManagementRequest) -> web.Response:
