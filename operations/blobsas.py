@@ -80,6 +80,31 @@ def read_url(
     return f"{blob.url}?{query}"
 
 
+def _read_only_blob_sas(
+    account_name: str,
+    container: str,
+    blob: str,
+    *,
+    expiry: datetime,
+    https_only: bool,
+    content_type: str | None,
+    account_key: str | None = None,
+    user_delegation_key: UserDelegationKey | None = None,
+) -> str:
+    """A read-only (`sp=r`) SAS of one blob, signed with whichever credential is given."""
+    return generate_blob_sas(
+        account_name,
+        container,
+        blob,
+        account_key=account_key,
+        user_delegation_key=user_delegation_key,
+        permission=BlobSasPermissions(read=True),
+        expiry=expiry,
+        protocol="https" if https_only else None,
+        content_type=content_type,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class AccountKeySigner:
     """A service SAS signed with the storage account key (Azurite, key-based accounts)."""
@@ -98,15 +123,14 @@ class AccountKeySigner:
         content_type: str | None,
     ) -> str:
         """The SAS query string, signed with the account key."""
-        return generate_blob_sas(
+        return _read_only_blob_sas(
             self.account_name,
             container,
             blob,
-            account_key=self.account_key,
-            permission=BlobSasPermissions(read=True),
             expiry=expiry,
-            protocol="https" if https_only else None,
+            https_only=https_only,
             content_type=content_type,
+            account_key=self.account_key,
         )
 
 
@@ -164,13 +188,12 @@ class UserDelegationSigner:
         content_type: str | None,
     ) -> str:
         """The SAS query string, signed with the identity's user delegation key."""
-        return generate_blob_sas(
+        return _read_only_blob_sas(
             self.account_name,
             container,
             blob,
-            user_delegation_key=self.keys.key_valid_until(now, expiry),
-            permission=BlobSasPermissions(read=True),
             expiry=expiry,
-            protocol="https" if https_only else None,
+            https_only=https_only,
             content_type=content_type,
+            user_delegation_key=self.keys.key_valid_until(now, expiry),
         )
