@@ -67,7 +67,7 @@ async def _failed_count(session: aiohttp.ClientSession, url: str) -> int:
     query = "runtimeStatus=Failed,Terminated&showInput=false&top=1000"
     count, token = 0, None
     while True:
-        headers = {"x-ms-continuation-token": token} if token else {}
+        headers: dict[str, str] = {"x-ms-continuation-token": token} if token else {}
         async with session.get(f"{url}{MGMT}/instances/?{query}", headers=headers) as response:
             count += len(await response.json())
             token = response.headers.get("x-ms-continuation-token")
