@@ -225,7 +225,9 @@ class HttpFront:
 
     def install(self, app: web.Application) -> None:
         """Add the catch-all route; other routes of `app` (management API) keep priority."""
-        app.router.add_route("*", "/{tail:.*}", self.handle)
+        # [\s\S], not `.`: a decoded path may hold a newline (`%0A`), which `.` does not
+        # match; aiohttp would then answer its own text/plain 404 instead of our problem.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle)
 
     def function_urls(self, base_url: str) -> list[tuple[HttpFunctionRoute, str]]:
         """Each HTTP function with the URL `func start` would print for it."""

@@ -151,6 +151,15 @@ async def test_unknown_route_is_404_problem(served: Front) -> None:
         assert response.headers["content-type"] == "application/problem+json"
 
 
+async def test_a_newline_in_the_path_is_still_our_404_problem(served: Front) -> None:
+    # `%0A` decodes to a newline, which a `.*` catch-all route does not match.
+    for path in ("/api/a%0Ab", "/%0A", "/api/x%0D%0Ay"):
+        response = await served.http.get(path)
+        assert response.status_code == 404, path
+        assert response.headers["content-type"] == "application/problem+json", path
+        assert response.json()["message"] == response.json()["detail"]
+
+
 async def test_wrong_method_is_405_with_allow(served: Front) -> None:
     response = await served.http.delete("/api/echo")
     assert response.status_code == 405
