@@ -28,8 +28,9 @@ final-state rules. Decisions, in short:
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -123,6 +124,46 @@ def _worth_following(request: httpx.Request, response: httpx.Response) -> bool:
 def _accept(request: httpx.Request) -> str | None:
     accept = request.headers.get("accept")
     return None if accept in (None, "*/*") else accept
+
+
+@dataclass(frozen=True, slots=True)
+class _FollowSettings:
+    """What both transports decide the same way: how long to follow, which final-state
+    rule, and which credential headers travel with the polls."""
+
+    timeout: float | None
+    final_state_via: FinalStateVia | None
+    forward: frozenset[str]
+
+    @classmethod
+    def of(
+        cls,
+        timeout: float | None,
+        final_state_via: FinalStateVia | str | None,
+        forward_headers: Iterable[str],
+    ) -> _FollowSettings:
+        return cls(
+            timeout,
+            FinalStateVia.parse(final_state_via),
+            frozenset(name.lower() for name in forward_headers),
+        )
+
+
+@contextlib.contextmanager
+def _credentials_of(request: httpx.Request, names: frozenset[str]) -> Iterator[None]:
+    """Within the block, polls to `request`'s origin carry its headers named in `names`."""
+    forwarded = _FORWARDED.set(_forwarding(request, names))
+    try:
+        yield
+    finally:
+        _FORWARDED.reset(forwarded)
+
+
+def _answer(
+    response: httpx.Response, final: httpx.Response, request: httpx.Request
+) -> httpx.Response:
+    """The 202 itself when following ended on it, else the final result as a 200."""
+    return response if final is response else _final(final, request)
 
 
 class _CredentialForwarder(httpx.BaseTransport):
@@ -223,9 +264,7 @@ class OperationsTransport(httpx.BaseTransport):
         forward_headers: Iterable[str] = FORWARDED_HEADERS,
     ) -> None:
         self._wrapped = transport or httpx.HTTPTransport()
-        self._timeout = timeout
-        self._final_state_via = FinalStateVia.parse(final_state_via)
-        self._forward = frozenset(name.lower() for name in forward_headers)
+        self._settings = _FollowSettings.of(timeout, final_state_via, forward_headers)
         self._client = OperationsClient(
             transport=_CredentialForwarder(self._wrapped), polling=polling, retry=retry, clock=clock
         )
@@ -240,19 +279,18 @@ class OperationsTransport(httpx.BaseTransport):
         finally:
             response.close()
         response.request = request
-        forwarded = _FORWARDED.set(_forwarding(request, self._forward))
+        settings = self._settings
         try:
-            final = self._client.follow_response(
-                response,
-                timeout=self._timeout,
-                accept=_accept(request),
-                final_state_via=self._final_state_via,
-            )
+            with _credentials_of(request, settings.forward):
+                final = self._client.follow_response(
+                    response,
+                    timeout=settings.timeout,
+                    accept=_accept(request),
+                    final_state_via=settings.final_state_via,
+                )
         except OpsClientError as error:
             return _failure(error, request)
-        finally:
-            _FORWARDED.reset(forwarded)
-        return response if final is response else _final(final, request)
+        return _answer(response, final, request)
 
     def close(self) -> None:
         """Close the polling client and the wrapped transport."""
@@ -274,9 +312,7 @@ class AsyncOperationsTransport(httpx.AsyncBaseTransport):
         forward_headers: Iterable[str] = FORWARDED_HEADERS,
     ) -> None:
         self._wrapped = transport or httpx.AsyncHTTPTransport()
-        self._timeout = timeout
-        self._final_state_via = FinalStateVia.parse(final_state_via)
-        self._forward = frozenset(name.lower() for name in forward_headers)
+        self._settings = _FollowSettings.of(timeout, final_state_via, forward_headers)
         self._client = AsyncOperationsClient(
             transport=_AsyncCredentialForwarder(self._wrapped),
             polling=polling,
@@ -294,19 +330,18 @@ class AsyncOperationsTransport(httpx.AsyncBaseTransport):
         finally:
             await response.aclose()
         response.request = request
-        forwarded = _FORWARDED.set(_forwarding(request, self._forward))
+        settings = self._settings
         try:
-            final = await self._client.follow_response(
-                response,
-                timeout=self._timeout,
-                accept=_accept(request),
-                final_state_via=self._final_state_via,
-            )
+            with _credentials_of(request, settings.forward):
+                final = await self._client.follow_response(
+                    response,
+                    timeout=settings.timeout,
+                    accept=_accept(request),
+                    final_state_via=settings.final_state_via,
+                )
         except OpsClientError as error:
             return _failure(error, request)
-        finally:
-            _FORWARDED.reset(forwarded)
-        return response if final is response else _final(final, request)
+        return _answer(response, final, request)
 
     async def aclose(self) -> None:
         """Close the polling client and the wrapped transport."""
