@@ -42,6 +42,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from opsclient import PollingPolicy
+
+FAST = PollingPolicy(
+    min_interval=0.01, max_interval=0.05, default_interval=0.01, default_max_interval=0.05
+)
+"""Polling fast enough for this local API, which finishes an operation after one poll."""
+
 
 @dataclass
 class ArmOperation:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import stamina
 
+from tests.opsclient.arm_api import RunningArmAPI, serve_arm_api
 from tests.opsclient.scripted import Harness
 from tests.support.azurite import Azurite
 from tests.support.hostproc import run_host_process
@@ -29,6 +30,19 @@ def no_retry_backoff() -> Iterator[None]:
 def harness(request: pytest.FixtureRequest) -> Harness:
     """The same scripted exchange driven through OperationsClient and AsyncOperationsClient."""
     return Harness(request.param)
+
+
+@pytest.fixture(params=["sync", "async"])
+def flavor(request: pytest.FixtureRequest) -> str:
+    """Each test that takes it runs twice: once with the sync client, once with the async."""
+    return str(request.param)
+
+
+@pytest.fixture
+def api() -> Iterator[RunningArmAPI]:
+    """The ARM-style API on a free port (modules testing another server define their own)."""
+    with serve_arm_api() as running:
+        yield running
 
 
 @dataclass(frozen=True)

@@ -5,29 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
+from opsclient import AsyncOperationsClient, OperationsClient
+from tests.opsclient.arm_api import FAST, RunningArmAPI
 
-from opsclient import AsyncOperationsClient, OperationsClient, PollingPolicy
-from tests.opsclient.arm_api import RunningArmAPI, serve_arm_api
-
-FAST = PollingPolicy(
-    min_interval=0.01, max_interval=0.05, default_interval=0.01, default_max_interval=0.05
-)
 WAITERS = 5
-
-
-@pytest.fixture
-def api() -> Iterator[RunningArmAPI]:
-    with serve_arm_api() as running:
-        yield running
-
-
-@pytest.fixture(params=["sync", "async"])
-def flavor(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def run_report(flavor: str, api: RunningArmAPI, rows: int) -> object:

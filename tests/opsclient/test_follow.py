@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,25 +13,9 @@ from opsclient import (
     OperationFailed,
     OperationNotFound,
     OperationsClient,
-    PollingPolicy,
     RunState,
 )
-from tests.opsclient.arm_api import RunningArmAPI, serve_arm_api
-
-FAST = PollingPolicy(
-    min_interval=0.01, max_interval=0.05, default_interval=0.01, default_max_interval=0.05
-)
-
-
-@pytest.fixture
-def api() -> Iterator[RunningArmAPI]:
-    with serve_arm_api() as running:
-        yield running
-
-
-@pytest.fixture(params=["sync", "async"])
-def flavor(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+from tests.opsclient.arm_api import FAST, RunningArmAPI
 
 
 def follow(

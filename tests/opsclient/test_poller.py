@@ -18,15 +18,10 @@ from opsclient import (
     OperationPoller,
     OperationsClient,
     OperationTimeout,
-    PollingPolicy,
     WaitCanceled,
 )
-from tests.opsclient.arm_api import RunningArmAPI, serve_arm_api
+from tests.opsclient.arm_api import FAST, RunningArmAPI, serve_arm_api
 from tests.opsclient.fake_api import RunningFakeAPI, serve_fake_api
-
-FAST = PollingPolicy(
-    min_interval=0.01, max_interval=0.05, default_interval=0.01, default_max_interval=0.05
-)
 
 
 @pytest.fixture
