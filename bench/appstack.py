@@ -1,6 +1,7 @@
 """The real app on durablehost with a real Azurite, and the host's process-tree memory.
 
-`run_azurite` starts azurite-blob from node_modules (as tests/support/azurite.py does);
+`run_azurite` is tests/support/azurite.py's, started blob-only (azurite-blob, so Azurite's
+measured CPU is the blob service alone);
 `run_app_host` starts `python -m durablehost start` on the repo root (this repo's
 function_app.py) with its own hub file and its own blob containers, as the e2e tests do.
 `TreeRssSampler` sums VmRSS over the host's whole process tree (host, hub writer, any
@@ -10,18 +11,16 @@ worker processes) from /proc while a workload runs, and keeps the peak.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench.hostproc import REPO
-from durablehost.process import HostProcess, free_port, run_host_process
+from durablehost.process import HostProcess, run_host_process
+from tests.support.azurite import Azurite
+from tests.support.azurite import run_azurite as _run_azurite
 
 __all__ = [
     "Azurite",
@@ -34,79 +33,13 @@ __all__ = [
     "tree_rss_mb",
 ]
 
-AZURITE_BIN = REPO / "node_modules" / ".bin" / "azurite-blob"
-# The well-known development account of the storage emulator (public, not a secret).
-AZURITE_ACCOUNT = "devstoreaccount1"
-AZURITE_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Azurite:
-    """A running Azurite blob endpoint."""
-
-    blob_port: int
-    pid: int
-
-    @property
-    def connection_string(self) -> str:
-        endpoint = f"http://127.0.0.1:{self.blob_port}/{AZURITE_ACCOUNT}"
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-            f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint};"
-        )
-
-
-def _wait_for_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"nothing listens on 127.0.0.1:{port} after {timeout}s"
-                ) from None
-            time.sleep(0.05)
-
 
 @contextmanager
 def run_azurite(data_dir: Path) -> Iterator[Azurite]:
     """azurite-blob on a free port with its data in `data_dir`, until the block exits."""
-    if not AZURITE_BIN.exists():
-        raise RuntimeError(f"{AZURITE_BIN} is missing: run `make install` (npm ci) first")
-    port = free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # --skipApiVersionCheck: the blob SDK sends a newer API version than Azurite knows.
-    # --inMemoryPersistence would flatter the storage side; the tests' settings are used.
-    proc = subprocess.Popen(
-        [
-            str(AZURITE_BIN),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--location",
-            str(data_dir),
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--silent",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_port(port, timeout=60)
-        yield Azurite(blob_port=port, pid=proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    # The tests' settings (on disk, not --inMemoryPersistence, which would flatter storage).
+    with _run_azurite(data_dir, blob_only=True) as azurite:
+        yield azurite
 
 
 @contextmanager
@@ -214,10 +147,11 @@ def _cpu_seconds(stat_path: str) -> tuple[str, float]:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_by_part(root: int, others: Mapping[str, int] | None = None) -> dict[str, float]:
+def cpu_by_part(root: int, others: Mapping[str, int | None] | None = None) -> dict[str, float]:
     """CPU seconds used so far: the root process's main thread and its other threads
     (by thread name, digits dropped: `asyncio_3` counts as `asyncio_`), each descendant
-    process (by its place: `child 1`, ...), and each of `others` (name -> pid)."""
+    process (by its place: `child 1`, ...), and each of `others` (name -> pid; an unknown
+    pid, None, is left out like a process that has gone)."""
     parts: dict[str, float] = {}
     tasks = os.listdir(f"/proc/{root}/task")
     for tid in tasks:
@@ -236,9 +170,11 @@ def cpu_by_part(root: int, others: Mapping[str, int] | None = None) -> dict[str,
             continue
         kind = "resource tracker" if b"resource_tracker" in cmdline else "spawned"
         parts[f"child {index} ({kind})"] = seconds
-    for label, pid in (others or {}).items():
+    for label, other in (others or {}).items():
+        if other is None:
+            continue
         try:
-            parts[label] = _cpu_seconds(f"/proc/{pid}/stat")[1]
+            parts[label] = _cpu_seconds(f"/proc/{other}/stat")[1]
         except OSError:
             continue
     return parts

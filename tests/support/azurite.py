@@ -15,6 +15,8 @@ __all__ = ["AZURITE_ACCOUNT", "AZURITE_KEY", "Azurite", "run_azurite"]
 REPO = Path(__file__).resolve().parents[2]
 # The combined emulator: blob and queue in one process (its table service gets a port too).
 AZURITE_BIN = REPO / "node_modules" / ".bin" / "azurite"
+# The blob service alone, for runs that measure Azurite and want nothing else in it (bench).
+AZURITE_BLOB_BIN = REPO / "node_modules" / ".bin" / "azurite-blob"
 # The well-known development account of the storage emulator (public, not a secret).
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = (
@@ -24,10 +26,12 @@ AZURITE_KEY = (
 
 @dataclass(frozen=True, slots=True)
 class Azurite:
-    """A running Azurite: its blob endpoint and, when started with it, its queue endpoint."""
+    """A running Azurite: its blob endpoint and, when started with it, its queue endpoint;
+    `pid` is its process (None for an Azurite described but not started here)."""
 
     blob_port: int
     queue_port: int | None = None
+    pid: int | None = None
 
     @property
     def blob_endpoint(self) -> str:
@@ -48,45 +52,35 @@ class Azurite:
 
 @contextmanager
 def run_azurite(
-    data_dir: Path, port: int | None = None, queue_port: int | None = None
+    data_dir: Path,
+    port: int | None = None,
+    queue_port: int | None = None,
+    *,
+    blob_only: bool = False,
 ) -> Iterator[Azurite]:
     """Run Azurite (blob and queue) with its data in `data_dir` until the block exits;
-    `port` / `queue_port` restart one on the ports it had (default: free ports)."""
-    if not AZURITE_BIN.exists():
-        raise RuntimeError(f"{AZURITE_BIN} is missing: run `make install` (npm ci) first")
+    `port` / `queue_port` restart one on the ports it had (default: free ports).
+    `blob_only` runs azurite-blob alone (no queue endpoint)."""
+    binary = AZURITE_BLOB_BIN if blob_only else AZURITE_BIN
+    if not binary.exists():
+        raise RuntimeError(f"{binary} is missing: run `make install` (npm ci) first")
     port = port or free_port()
-    queue_port = queue_port or free_port()
-    table_port = free_port()
+    args = [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port)]
+    if blob_only:
+        queue_port = None
+    else:
+        queue_port = queue_port or free_port()
+        args += ["--queueHost", "127.0.0.1", "--queuePort", str(queue_port)]
+        args += ["--tableHost", "127.0.0.1", "--tablePort", str(free_port())]
     data_dir.mkdir(parents=True, exist_ok=True)
     # --skipApiVersionCheck: the current storage SDKs send newer API versions than Azurite knows.
-    proc = subprocess.Popen(
-        [
-            str(AZURITE_BIN),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--queueHost",
-            "127.0.0.1",
-            "--queuePort",
-            str(queue_port),
-            "--tableHost",
-            "127.0.0.1",
-            "--tablePort",
-            str(table_port),
-            "--location",
-            str(data_dir),
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--silent",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    args += ["--location", str(data_dir), "--skipApiVersionCheck", "--disableTelemetry", "--silent"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_for_port(port, timeout=60)
-        wait_for_port(queue_port, timeout=60)
-        yield Azurite(blob_port=port, queue_port=queue_port)
+        if queue_port is not None:
+            wait_for_port(queue_port, timeout=60)
+        yield Azurite(blob_port=port, queue_port=queue_port, pid=proc.pid)
     finally:
         proc.terminate()
         try:
