@@ -175,19 +175,36 @@ async def hand_over_webhooks(client: df.DurableOrchestrationClient) -> int:
     return sum(1 for started in results if started)
 
 
-async def _hand_over(client: df.DurableOrchestrationClient, store: BlobStore, name: str) -> bool:
+async def _entry_and_status(
+    client: df.DurableOrchestrationClient, store: BlobStore, name: str
+) -> tuple[WebhookEntry, dict[str, Any] | None] | None:
+    """The webhook entry stored in `name` and its operation's status body; None when the
+    entry is gone, a None body when its operation is (never started, or expired)."""
     record = await asyncio.to_thread(store.read_record, name)
     if record is None:
-        return False
+        return None
     entry = WebhookEntry.from_json(record.body)
     status = await client.get_status(entry.operation_id)
     kind = find_kind_by_orchestrator(status.name) if status else None
     if not status or kind is None:
+        return entry, None
+    return entry, status_of(status, kind, OperationLinks(entry.api_base, entry.api_query))
+
+
+def _has_ended(status_body: dict[str, Any]) -> bool:
+    return OperationState(status_body["status"]) in TERMINAL_STATES
+
+
+async def _hand_over(client: df.DurableOrchestrationClient, store: BlobStore, name: str) -> bool:
+    found = await _entry_and_status(client, store, name)
+    if found is None:
+        return False
+    entry, body = found
+    if body is None:
         # Expired meanwhile: nobody can be told anything useful any more.
         await asyncio.to_thread(store.delete_record, name)
         return False
-    body = status_of(status, kind, OperationLinks(entry.api_base, entry.api_query))
-    if OperationState(body["status"]) not in TERMINAL_STATES:
+    if not _has_ended(body):
         return False  # a cancel on its way: the next tick looks again
     instance_id = delivery_instance_id(entry.operation_id)
     started = False
@@ -344,19 +361,16 @@ async def sweep_webhooks(client: df.DurableOrchestrationClient, now: datetime) -
 async def _sweep_one(
     client: df.DurableOrchestrationClient, store: BlobStore, name: str, now: datetime
 ) -> bool:
-    record = await asyncio.to_thread(store.read_record, name)
-    if record is None:
+    found = await _entry_and_status(client, store, name)
+    if found is None:
         return False
-    entry = WebhookEntry.from_json(record.body)
-    status = await client.get_status(entry.operation_id)
-    kind = find_kind_by_orchestrator(status.name) if status else None
-    if not status or kind is None:
+    entry, body = found
+    if body is None:
         if now - entry.created_at > _ORPHAN_GRACE:
             # Never started (its start request failed) or expired: nobody to tell.
             await asyncio.to_thread(store.delete_record, name)
         return False
-    body = status_of(status, kind, OperationLinks(entry.api_base, entry.api_query))
-    if OperationState(body["status"]) not in TERMINAL_STATES:
+    if not _has_ended(body):
         return False
     log.info("webhook of %s was not announced at its end; handing it over", entry.operation_id)
     return await asyncio.to_thread(move_to_due, store, entry.operation_id)
