@@ -123,8 +123,8 @@ def message_row(message: Message) -> tuple[Any, ...]:
 
 
 def instance_values(instance: InstanceRecord) -> tuple[Any, ...]:
-    """An instance as the instances table's columns, in their order (_INSTANCE_COLUMNS
-    of durablehost.store.sqlite)."""
+    """An instance as the instances table's columns, in their order (INSTANCE_COLUMNS
+    of durablehost.store.listing)."""
     return (
         instance.instance_id,
         instance.execution_id,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import sqlite3
 import threading
@@ -17,11 +15,16 @@ from durablehost.errors import (
     DurableHostError,
     HubUnavailableError,
     InstanceAlreadyExistsError,
-    InvalidInputError,
 )
 from durablehost.model.history import HistoryEvent
 from durablehost.model.instances import TERMINAL_STATUSES, InstanceQuery, RuntimeStatus
 from durablehost.store.base import ActivityWork, EpisodeCommit, InstanceRecord, Message
+from durablehost.store.listing import (
+    INSTANCE_COLUMNS,
+    instance_filters,
+    instance_page,
+    listing_sql,
+)
 from durablehost.store.migrations import migrate
 from durablehost.store.rows import (
     EncodedEpisode,
@@ -34,16 +37,11 @@ from durablehost.store.rows import (
     message_row,
     start_outcomes,
 )
-from durablehost.wire.orchestration import format_timestamp, parse_timestamp
+from durablehost.wire.orchestration import parse_timestamp
 
 __all__ = ["HubFullError", "HubReadOnlyError", "SqliteTaskHubStore"]
 
 log = logging.getLogger(__name__)
-
-_INSTANCE_COLUMNS = (
-    "instance_id, execution_id, name, status, created_at, updated_at, input, output, "
-    "custom_status, parent_instance_id, parent_execution_id, parent_task_id"
-)
 
 
 _SQLITE_FULL = 13  # "database or disk is full" (sqlite3.SQLITE_FULL from Python 3.11.4 on)
@@ -215,7 +213,7 @@ class SqliteTaskHubStore:
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         with self._lock:
             row = self._db.execute(
-                f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?",
+                f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?",
                 (instance_id,),
             ).fetchone()
         return instance_from_row(row) if row else None
@@ -228,27 +226,10 @@ class SqliteTaskHubStore:
         return [event_from_json(row[0]) for row in rows]
 
     def list_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
-        where, params = _filters(query)
-        if query.continuation_token:
-            created, instance_id = _decode_token(query.continuation_token)
-            where.append("(created_at < ? OR (created_at = ? AND instance_id < ?))")
-            params += [created, created, instance_id]
-        sql = f"SELECT {_INSTANCE_COLUMNS} FROM instances"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, instance_id DESC"
-        limit = query.top if query.top and query.top > 0 else None
-        if limit is not None:
-            sql += f" LIMIT {limit + 1}"
+        sql, params = listing_sql(query)
         with self._lock:
             rows = self._db.execute(sql, params).fetchall()
-        records = [instance_from_row(row) for row in rows]
-        token = None
-        if limit is not None and len(records) > limit:
-            records = records[:limit]
-            last = records[-1]
-            token = _encode_token(format_timestamp(last.created_at), last.instance_id)
-        return records, token
+        return instance_page(query, rows)
 
     # -- messages and work ---------------------------------------------------------
 
@@ -330,7 +311,7 @@ class SqliteTaskHubStore:
             return _purge(db, instance_id)
 
     def delete_instances(self, query: InstanceQuery) -> int:
-        where, params = _filters(query)
+        where, params = instance_filters(query)
         terminal = [status.value for status in TERMINAL_STATUSES]
         where.append(f"status IN ({','.join('?' * len(terminal))})")
         params += terminal
@@ -400,48 +381,6 @@ def _apply_episode(db: sqlite3.Connection, episode: EncodedEpisode) -> tuple[lis
     return message_ids, work_ids
 
 
-def _filters(query: InstanceQuery) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    if query.created_from is not None:
-        where.append("created_at >= ?")
-        params.append(format_timestamp(query.created_from))
-    if query.created_to is not None:
-        where.append("created_at <= ?")
-        params.append(format_timestamp(query.created_to))
-    if query.statuses:
-        statuses = sorted(status.value for status in query.statuses)
-        where.append(f"status IN ({','.join('?' * len(statuses))})")
-        params += statuses
-    if query.instance_id_prefix:
-        # Range scan instead of LIKE, so '%' and '_' in ids mean themselves.
-        where.append("instance_id >= ? AND instance_id < ?")
-        params += [query.instance_id_prefix, query.instance_id_prefix + "\U0010ffff"]
-    return where, params
-
-
-def _encode_token(created_at: str, instance_id: str) -> str:
-    raw = json.dumps([created_at, instance_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_token(token: str) -> tuple[str, str]:
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if not (
-            isinstance(decoded, list)
-            and len(decoded) == 2
-            and all(isinstance(part, str) for part in decoded)
-        ):
-            raise ValueError("not a [created_at, instance_id] pair")
-        return decoded[0], decoded[1]
-    except (ValueError, TypeError) as exc:
-        raise InvalidInputError(
-            "The continuation token is not one this host issued; start the listing again "
-            "without x-ms-continuation-token."
-        ) from exc
-
-
 def _purge(db: sqlite3.Connection, instance_id: str) -> bool:
     deleted = db.execute("DELETE FROM instances WHERE instance_id = ?", (instance_id,)).rowcount
     db.execute("DELETE FROM history WHERE instance_id = ?", (instance_id,))
@@ -451,7 +390,7 @@ def _purge(db: sqlite3.Connection, instance_id: str) -> bool:
 
 
 _INSERT_NEW_INSTANCE = (
-    f"INSERT INTO instances ({_INSTANCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+    f"INSERT INTO instances ({INSTANCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT (instance_id) DO NOTHING"
 )
 
@@ -475,7 +414,7 @@ def _claim_instance_id(db: sqlite3.Connection, values: tuple[Any, ...]) -> str |
 
 def _insert_instance(db: sqlite3.Connection, values: tuple[Any, ...]) -> None:
     db.execute(
-        f"INSERT INTO instances ({_INSTANCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", values
+        f"INSERT INTO instances ({INSTANCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", values
     )
 
 
@@ -496,7 +435,7 @@ def _upsert_instance(db: sqlite3.Connection, values: tuple[Any, ...]) -> None:
     ).rowcount
     if not updated:
         db.execute(
-            f"INSERT OR REPLACE INTO instances ({_INSTANCE_COLUMNS}) "
+            f"INSERT OR REPLACE INTO instances ({INSTANCE_COLUMNS}) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             values,
         )
