@@ -41,6 +41,7 @@ from durablehost.triggers.storage_bindings import (
     parameter_type,
 )
 from durablehost.triggers.storage_connections import StorageConnection
+from durablehost.triggers.trigger_tasks import TriggerTasks
 
 __all__ = [
     "BLOB_POISON_QUEUE",
@@ -286,7 +287,7 @@ class BlobTriggerService:
         self.poison_threshold = poison_threshold
         self.encoding = encoding
         self.watchers: list[_BlobWatcher] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TriggerTasks()
         for info in functions:
             watcher = self._watcher(info)
             if watcher is not None:
@@ -316,15 +317,8 @@ class BlobTriggerService:
     async def start(self) -> None:
         """Start one scanner per blob function."""
         for watcher in self.watchers:
-            self._tasks.append(
-                asyncio.create_task(watcher.run(), name=f"blob:{watcher.info.function_name}")
-            )
+            self._tasks.start(f"blob:{watcher.info.function_name}", watcher.run())
 
     async def stop(self) -> None:
         """Stop scanning; an invocation in progress is cancelled (its blob runs again)."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._tasks.stop()

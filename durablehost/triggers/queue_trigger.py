@@ -49,6 +49,7 @@ from durablehost.triggers.storage_bindings import (
     parameter_type,
 )
 from durablehost.triggers.storage_connections import StorageConnection
+from durablehost.triggers.trigger_tasks import TriggerTasks
 
 __all__ = ["QueueOptions", "QueueTriggerService", "parse_timespan", "poison_queue_name"]
 
@@ -388,7 +389,7 @@ class QueueTriggerService:
         self.options = options
         self.origin = origin
         self.listeners: list[_QueueListener] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TriggerTasks()
         for info in functions:
             listener = self._listener(info)
             if listener is not None:
@@ -427,15 +428,8 @@ class QueueTriggerService:
     async def start(self) -> None:
         """Start one listener per queue function."""
         for listener in self.listeners:
-            self._tasks.append(
-                asyncio.create_task(listener.run(), name=f"queue:{listener.info.function_name}")
-            )
+            self._tasks.start(f"queue:{listener.info.function_name}", listener.run())
 
     async def stop(self) -> None:
         """Stop polling; invocations in progress are cancelled and their messages released."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._tasks.stop()

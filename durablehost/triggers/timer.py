@@ -16,7 +16,6 @@ invocation finishes, and occurrences that passed meanwhile are skipped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ from durablehost.app.config import resolve_app_setting
 from durablehost.app.invocation import FunctionInvoker, InvocationPlan, plan_invocation
 from durablehost.app.loader import FunctionInfo
 from durablehost.errors import AppLoadError, ConfigError
+from durablehost.triggers.trigger_tasks import TriggerTasks
 
 __all__ = ["TimerSchedule", "TimerService", "parse_schedule", "schedule_time_zone"]
 
@@ -149,7 +149,7 @@ class TimerService:
         self._origin = origin
         self._status_file = status_file
         self._clock = clock
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TriggerTasks()
         self._status: dict[str, dict[str, str]] = {}
         self.timers = [self._describe(info) for info in functions]
 
@@ -194,17 +194,11 @@ class TimerService:
         """Start one loop per timer function."""
         self._load_status()
         for timer in self.timers:
-            task = asyncio.create_task(self._run(timer), name=f"timer:{timer.info.function_name}")
-            self._tasks.append(task)
+            self._tasks.start(f"timer:{timer.info.function_name}", self._run(timer))
 
     async def stop(self) -> None:
         """Cancel every timer loop (an invocation in progress is cancelled too)."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._tasks.stop()
 
     async def _run(self, timer: _Timer) -> None:
         name = timer.info.function_name
