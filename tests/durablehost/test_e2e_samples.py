@@ -7,12 +7,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from tests.durablehost.check_status import start, wait
 from tests.support.azurite import Azurite
 from tests.support.hostproc import HostProcess, run_host_process
 
@@ -33,29 +33,6 @@ def host(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def client(host: HostProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=host.url, timeout=30) as http:
         yield http
-
-
-def start(client: httpx.Client, name: str, payload: Any = None) -> dict[str, Any]:
-    response = client.post(f"/api/orchestrators/{name}", json=payload)
-    assert response.status_code == 202, response.text
-    body = response.json()
-    assert response.headers["Location"] == body["statusQueryGetUri"]
-    assert int(response.headers["Retry-After"]) > 0
-    return dict(body)
-
-
-def wait(client: httpx.Client, urls: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
-    """Poll statusQueryGetUri like a client of the real extension: 202 while running."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = client.get(urls["statusQueryGetUri"])
-        if response.status_code == 200:
-            return dict(response.json())
-        assert response.status_code == 202, response.text
-        assert response.json()["runtimeStatus"] in ("Pending", "Running")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {response.json()['runtimeStatus']} after {timeout}s")
-        time.sleep(0.05)
 
 
 def test_function_chaining(client: httpx.Client) -> None:

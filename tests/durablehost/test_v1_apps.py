@@ -4,14 +4,13 @@ clients use only the URLs its HTTP starter hands out, over real HTTP."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
+from tests.durablehost.check_status import start, wait
 from tests.support.hostproc import HostProcess, run_host_process
 
 pytestmark = pytest.mark.e2e
@@ -30,31 +29,6 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProcess]:
 def client(host: HostProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=host.url, timeout=30) as http:
         yield http
-
-
-def start(client: httpx.Client, name: str, payload: Any = None) -> dict[str, Any]:
-    """POST the HTTP starter (route orchestrators/{functionName}); the check-status body."""
-    response = client.post(f"/api/orchestrators/{name}", json=payload)
-    assert response.status_code == 202, response.text
-    body = response.json()
-    assert response.headers["Location"] == body["statusQueryGetUri"]
-    return dict(body)
-
-
-def wait(
-    client: httpx.Client, urls: dict[str, Any], timeout: float = 30, until: str | None = None
-) -> dict[str, Any]:
-    """Poll statusQueryGetUri until the instance ends (or its custom status is `until`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = client.get(urls["statusQueryGetUri"])
-        body = dict(response.json())
-        if response.status_code == 200 or (until is not None and body["customStatus"] == until):
-            return body
-        assert response.status_code == 202, response.text
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {body['runtimeStatus']} after {timeout}s")
-        time.sleep(0.05)
 
 
 def test_the_banner_lists_every_function_by_folder_name(host: HostProcess) -> None:
