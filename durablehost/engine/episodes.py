@@ -92,7 +92,7 @@ class HistoryView(Sequence[HistoryEvent]):
                 # history per episode: a fan-out of 100,000 cost O(N^2).
                 if start >= split:
                     return list(self.tail[start - split : stop - split])
-                return [*self.head[start:min(stop, split)], *self.tail[: max(stop - split, 0)]]
+                return [*self.head[start : min(stop, split)], *self.tail[: max(stop - split, 0)]]
             return [*self.head, *self.tail][index]
         if index < 0:
             index += len(self)
